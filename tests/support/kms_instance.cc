@@ -1,13 +1,21 @@
 #include "support/kms_instance.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace kshield::testing {
 namespace {
 
 template <typename Service>
 std::unique_ptr<typename Service::Stub> MakeStub(const std::string& socket) {
-  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  // Tests restart servers under the same path: reconnect quickly instead of gRPC's default
+  // 1 s+ backoff.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+  auto channel =
+      grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
   return Service::NewStub(channel);
 }
 
@@ -44,10 +52,13 @@ KmsInstance::~KmsInstance() {
 
 bool KmsInstance::Start(std::chrono::milliseconds timeout) {
   process_ = std::make_unique<ChildProcess>(args_, log_path());
-  auto stub = V2();
+  WaitFor([&] { return access(socket().c_str(), F_OK) == 0 || !process_->running(); }, timeout);
   return WaitFor(
       [&] {
         if (!process_->running()) return true;  // exited: stop waiting, report below
+        // A fresh channel per attempt: a channel that failed against a stale socket sits in
+        // reconnect backoff.
+        auto stub = V2();
         ::v2::StatusResponse r;
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
