@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "kms_load.h"
 #include "rss.h"
 
@@ -39,6 +40,8 @@ void Print(const kshield::bench::KmsLoadOptions& o, const kshield::bench::KmsLoa
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Same setting as kshield-kms: no abseil mutex deadlock-graph bookkeeping in the load client.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (argc >= 2 && std::string(argv[1]) == "micro") {
     return kshield::bench::RunMicro(argc - 1, argv + 1);
   }
