@@ -86,6 +86,14 @@ absl::Status ApplyYamlConfig(std::string_view yaml, KmsConfig* c) {
       c->allow_uid = absl::StrJoin(items, ",");
       continue;
     }
+    if (key == "pkcs11" || key == "kmip" || key == "static") {
+      if (!v.IsMap()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("config key \"", key, "\" must be a mapping of provider settings"));
+      }
+      c->provider_sections[key] = YAML::Dump(v);
+      continue;
+    }
     KSH_ASSIGN_OR_RETURN(std::string s, Scalar(v, key));
     if (key == "socket") {
       c->socket = s;
@@ -136,9 +144,16 @@ absl::Status ValidateConfig(const KmsConfig& c) {
     return absl::InvalidArgumentError("socket and admin_socket must differ");
   }
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must be set");
-  if (c.provider != "local") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown provider \"", c.provider, "\" (available: local)"));
+  bool known = false;
+  for (const char* p : kProviderNames) known = known || c.provider == p;
+  if (!known) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown provider \"", c.provider, "\" (available: local, pkcs11, kmip, static)"));
+  }
+  if (c.provider != "local" && c.provider_sections.count(c.provider) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("provider \"", c.provider,
+                                                   "\" needs a \"", c.provider,
+                                                   ":\" section in the config file"));
   }
   if (c.probe_interval < std::chrono::milliseconds(100)) {
     return absl::InvalidArgumentError("probe_interval must be at least 100ms");

@@ -15,11 +15,13 @@
 //   probe_interval: 5s                  # background provider probe
 //   shutdown_grace: 10s                 # SIGTERM: time for in-flight calls
 //   max_connections: 1024
+//   pkcs11: {...}  kmip: {...}  static: {...}   # provider sections, see docs/providers.md
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,7 +45,13 @@ struct KmsConfig {
   std::chrono::milliseconds probe_interval{5000};
   std::chrono::milliseconds shutdown_grace{10000};
   int max_connections = 1024;
+  // Provider sections (`pkcs11:`, `kmip:`, `static:`) as YAML text; each provider parses and
+  // validates its own section (unknown keys there are errors too).
+  std::map<std::string, std::string> provider_sections;
 };
+
+// Providers kshield-kms can use, and the config section each one reads.
+inline constexpr const char* kProviderNames[] = {"local", "pkcs11", "kmip", "static"};
 
 // Applies the YAML document in `yaml` over `config`. Errors name the key and what was wrong.
 absl::Status ApplyYamlConfig(std::string_view yaml, KmsConfig* config);
