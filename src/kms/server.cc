@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "keys/keyset_manager.h"
-#include "keys/local_provider.h"
+#include "kms/provider_factory.h"
 #include "kms/health.h"
 #include "kms/kms_metrics.h"
 #include "kms/services.h"
@@ -39,10 +39,13 @@ class KmsServerImpl final : public KmsServer {
     config_ = config;
     KSH_RETURN_IF_ERROR(MakeDirs(config.data_dir, 0700));
     KSH_ASSIGN_OR_RETURN(platform_, tee::MakePlatform(config.tee, {config.data_dir}));
-    KSH_ASSIGN_OR_RETURN(auto provider, keys::LocalProvider::New(*platform_));
-    manager_ = std::make_unique<keys::KeysetManager>(
-        std::make_unique<keys::FileKeysetStore>(config.data_dir + "/keyset.bin"),
-        std::shared_ptr<keys::KeyProvider>(std::move(provider)));
+    KSH_ASSIGN_OR_RETURN(ProviderBundle bundle, MakeProvider(config, *platform_, registry));
+    auto store = std::make_unique<keys::FileKeysetStore>(config.data_dir + "/keyset.bin");
+    if (bundle.seed_record.has_value()) {
+      KSH_ASSIGN_OR_RETURN(auto existing, store->Load());
+      if (!existing.has_value()) KSH_RETURN_IF_ERROR(store->Save(*bundle.seed_record));
+    }
+    manager_ = std::make_unique<keys::KeysetManager>(std::move(store), bundle.provider);
     KSH_RETURN_IF_ERROR(manager_->Init());
 
     metrics_ = std::make_unique<KmsMetrics>(registry);
