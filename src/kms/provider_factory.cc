@@ -2,6 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "keys/kmip/kmip_options.h"
+#include "keys/kmip/kmip_provider.h"
 #include "keys/local_provider.h"
 
 namespace kshield::kms {
@@ -11,6 +13,15 @@ absl::StatusOr<ProviderBundle> MakeProvider(const KmsConfig& config, tee::Platfo
   ProviderBundle b;
   if (config.provider == "local") {
     KSH_ASSIGN_OR_RETURN(auto p, keys::LocalProvider::New(platform));
+    b.provider = std::move(p);
+    return b;
+  }
+  auto section = config.provider_sections.find(config.provider);
+  const std::string yaml = section == config.provider_sections.end() ? "" : section->second;
+  if (config.provider == "kmip") {
+    auto options = keys::kmip::ParseKmipOptionsYaml(yaml);
+    if (!options.ok()) return Annotate(options.status(), "kmip provider config");
+    KSH_ASSIGN_OR_RETURN(auto p, keys::kmip::NewKmipProvider(*options));
     b.provider = std::move(p);
     return b;
   }
