@@ -15,7 +15,7 @@ PACKAGES=(
   etcd-server etcd-client softhsm2 opensc python3-pykmip prometheus
   python3-grpcio python3-protobuf
   # test helpers: setpriv (util-linux), ps/pgrep (procps), curl, wrk
-  util-linux procps curl wrk
+  util-linux procps curl wrk openssl
 )
 
 missing=()

@@ -9,3 +9,8 @@ kshield_test(kmip_client_test SOURCES kmip_client_test.cc
   LIBS kshield_kmip_test_support kshield_keys_kmip absl::strings LABELS "integration;providers")
 kshield_test(kmip_provider_test SOURCES kmip_provider_test.cc
   LIBS kshield_kmip_test_support kshield_keys_kmip absl::strings LABELS "integration;providers")
+
+# kshield-kms itself with provider: kmip through an outage and back.
+kshield_test(kms_kmip_outage_test SOURCES kms_kmip_outage_test.cc
+  LIBS kshield_kmip_test_support LABELS "integration;providers;kms")
+add_dependencies(kms_kmip_outage_test kshield-kms)
