@@ -4,6 +4,8 @@
 // and loses nothing; everything recovers without a restart when the key manager returns.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "kmip_server_fixture.h"
@@ -17,8 +19,10 @@ const std::string kSeed = "0123456789abcdef0123456789abcdef";
 TEST(KmsKmipOutageTest, CachedKeysSurviveOutageAndEverythingRecovers) {
   if (!PyKmipServer::Available()) GTEST_SKIP() << PyKmipServer::SkipReason();
   TempDir dir;
+  ASSERT_EQ(mkdir(dir.Sub("kmip").c_str(), 0700), 0);
   PyKmipServer kmip(dir.Sub("kmip"));
-  ASSERT_TRUE(kmip.Start().ok());
+  absl::Status started = kmip.Start();
+  ASSERT_TRUE(started.ok()) << started;
   auto o = kmip.ProviderOptions();
   std::string cfg = dir.Sub("kms.yaml");
   {
@@ -64,7 +68,8 @@ TEST(KmsKmipOutageTest, CachedKeysSurviveOutageAndEverythingRecovers) {
   EXPECT_EQ(ReadWholeFile(kms.data_dir() + "/keyset.bin"), keyset_before);
 
   // Recovery without a restart.
-  ASSERT_TRUE(kmip.Start().ok());
+  started = kmip.Start();
+  ASSERT_TRUE(started.ok()) << started;
   ASSERT_TRUE(WaitFor([&] { return V2Status(v2.get(), &st).ok(); }, std::chrono::seconds(30)))
       << kms.log();
   EXPECT_EQ(HttpGet(kms.http_port(), "/readyz", &body), 200);
