@@ -5,6 +5,8 @@
 #include "keys/kmip/kmip_options.h"
 #include "keys/kmip/kmip_provider.h"
 #include "keys/local_provider.h"
+#include "keys/pkcs11/options.h"
+#include "keys/pkcs11/provider.h"
 
 namespace kshield::kms {
 
@@ -18,6 +20,14 @@ absl::StatusOr<ProviderBundle> MakeProvider(const KmsConfig& config, tee::Platfo
   }
   auto section = config.provider_sections.find(config.provider);
   const std::string yaml = section == config.provider_sections.end() ? "" : section->second;
+  if (config.provider == "pkcs11") {
+    keys::Pkcs11Options options;
+    KSH_RETURN_IF_ERROR(
+        Annotate(keys::ParsePkcs11OptionsYaml(yaml, &options), "pkcs11 provider config"));
+    KSH_ASSIGN_OR_RETURN(auto p, keys::NewPkcs11Provider(options));
+    b.provider = std::move(p);
+    return b;
+  }
   if (config.provider == "kmip") {
     auto options = keys::kmip::ParseKmipOptionsYaml(yaml);
     if (!options.ok()) return Annotate(options.status(), "kmip provider config");
