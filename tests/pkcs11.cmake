@@ -10,3 +10,8 @@ kshield_test(pkcs11_provider_test SOURCES pkcs11_provider_test.cc
   LIBS kshield_pkcs11_test_support LABELS "integration;providers")
 kshield_test(pkcs11_outage_test SOURCES pkcs11_outage_test.cc
   LIBS kshield_pkcs11_test_support LABELS "integration;providers")
+
+# kshield-kms itself with provider: pkcs11 through a token outage and back.
+kshield_test(kms_pkcs11_outage_test SOURCES kms_pkcs11_outage_test.cc
+  LIBS kshield_pkcs11_test_support LABELS "integration;providers;kms")
+add_dependencies(kms_pkcs11_outage_test kshield-kms)

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   app.add_option("--http", http, "HTTP /healthz /readyz /metrics ADDR:PORT, or off [127.0.0.1:8787]");
   app.add_option("--data-dir", data_dir, "keyset and sealing-key directory [var/lib/kshield-kms]");
   app.add_option("--provider", provider, "key provider: local [local]");
-  app.add_option("--tee", tee, "TEE platform: auto | none [auto]");
+  app.add_option("--tee", tee, "TEE platform: auto | none | sim | gramine | occlum | tsm [auto]");
   app.add_option("--allow-uid", allow_uid,
                  "comma-separated uids or user names allowed to call [own uid, root]");
   app.add_option("--log-level", log_level, "debug | info | warn | error [info]");

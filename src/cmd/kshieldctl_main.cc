@@ -14,6 +14,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "admin.grpc.pb.h"
+#include "cmd/kshieldctl_attest.h"
 #include "kms_v2.grpc.pb.h"
 
 namespace {
@@ -149,12 +150,16 @@ int main(int argc, char** argv) {
   keyset->require_subcommand(1);
   auto* keyset_list = keyset->add_subcommand("list", "list KEK versions and their states");
 
+  int attest_exit = -1;
+  kshield::cmd::AddAttestCommands(app, &format, &attest_exit);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  if (attest_exit >= 0) return attest_exit;
 
   auto admin = kshield::admin::v1::Admin::NewStub(
       grpc::CreateChannel(Target(conn.admin_socket), grpc::InsecureChannelCredentials()));
