@@ -2,8 +2,9 @@
 # Set up, build into build/ and run every test; ends with ctest's summary.
 #   ./test.sh               everything
 #   ./test.sh -L unit       one area (labels: unit integration kms providers tools tee keyd kubectl)
-# Fuzz targets are built with clang into build-fuzz/ (when clang is installed) and each runs a short
-# bounded session as a ctest entry of the main build.
+# Fuzz targets always run in ctest through a standalone replay driver; when clang is installed they
+# are also built with libFuzzer + ASan/UBSan into build/fuzz-clang/ and each runs a short bounded
+# session (15 s) as a ctest entry (label fuzz).
 set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/install-deps.sh

@@ -1,7 +1,9 @@
 // Builds the key provider named in the config (local, pkcs11, kmip, static) from its section.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "keys/keyset_store.h"
@@ -16,6 +18,9 @@ struct ProviderBundle {
   std::shared_ptr<keys::KeyProvider> provider;
   // For providers whose versions come from outside (static): the record to seed an empty store.
   std::optional<kshield::keys::v1::KeysetRecord> seed_record;
+  // Runs before an admin Refresh (static: re-read the keys file and add new versions to the
+  // stored keyset so the manager's reload sees them).
+  std::function<absl::Status()> before_refresh;
 };
 
 absl::StatusOr<ProviderBundle> MakeProvider(const KmsConfig& config, tee::Platform& platform,

@@ -97,6 +97,7 @@ class KmsServerImpl final : public KmsServer {
     health_->ProbeNow();
 
     ctx_.manager = manager_.get();
+    ctx_.before_refresh = bundle.before_refresh;
     ctx_.health = health_.get();
     ctx_.metrics = metrics_.get();
     ctx_.tee_platform = std::string(platform_->name());

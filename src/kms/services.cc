@@ -284,7 +284,8 @@ void FillInfo(const ServiceContext& ctx, ::kshield::admin::v1::KeysetInfoRespons
   Call call(context, &ctx_->metrics->admin_refresh, ctx_);
   if (!call.Authorize(*ctx_, listener_, "admin")) return call.reactor();
   auto peer = listener_->PeerOf(*context);
-  absl::Status s = ctx_->manager->Refresh();
+  absl::Status s = ctx_->before_refresh ? ctx_->before_refresh() : absl::OkStatus();
+  if (s.ok()) s = ctx_->manager->Refresh();
   log::Info("admin.refresh", {{"ok", s.ok()},
                               {"error", std::string(s.message())},
                               {"uid", static_cast<int64_t>(peer ? peer->uid : -1)}});

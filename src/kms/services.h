@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 #include "admin.grpc.pb.h"
@@ -27,6 +28,8 @@ struct ServiceContext {
   // Set at SIGTERM: new calls are refused with UNAVAILABLE while in-flight calls finish.
   std::atomic<bool> draining{false};
   std::atomic<int> in_flight{0};
+  // Provider-specific step before a Refresh (may be empty).
+  std::function<absl::Status()> before_refresh;
 };
 
 class KmsV2Service final : public ::v2::KeyManagementService::CallbackService {
