@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "apiserver_sim.h"
 #include "kms_load.h"
 #include "rss.h"
 
@@ -74,7 +75,13 @@ int main(int argc, char** argv) {
   rss->add_option("--duration", rss_duration, "seconds of Encrypt load [3]");
   rss->add_option("--kms-binary", kms_binary, "kshield-kms to start [next to kshield-bench]");
 
+  kshield::bench::ApiserverSimOptions ao;
+  auto* api = app.add_subcommand(
+      "apiserver", "kube-apiserver's envelope role against a real etcd through a running plugin");
+  kshield::bench::AddApiserverSimOptions(api, &ao);
+
   CLI11_PARSE(app, argc, argv);
+  if (api->parsed()) return kshield::bench::RunApiserverSim(ao);
 
   if (kms->parsed()) {
     kshield::bench::KmsLoadResult r;

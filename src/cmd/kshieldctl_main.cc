@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "admin.grpc.pb.h"
 #include "cmd/kshieldctl_attest.h"
+#include "cmd/kshieldctl_etcd.h"
 #include "kms_v2.grpc.pb.h"
 
 namespace {
@@ -152,6 +153,8 @@ int main(int argc, char** argv) {
 
   int attest_exit = -1;
   kshield::cmd::AddAttestCommands(app, &format, &attest_exit);
+  int etcd_exit = -1;
+  kshield::cmd::AddEtcdCommands(app, {&conn.socket, &conn.timeout_s, &format}, &etcd_exit);
 
   try {
     app.parse(argc, argv);
@@ -160,6 +163,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (attest_exit >= 0) return attest_exit;
+  if (etcd_exit >= 0) return etcd_exit;
 
   auto admin = kshield::admin::v1::Admin::NewStub(
       grpc::CreateChannel(Target(conn.admin_socket), grpc::InsecureChannelCredentials()));

@@ -1,0 +1,415 @@
+#include "cmd/kshieldctl_etcd.h"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_split.h"
+#include "common/status.h"
+#include "etcd/client.h"
+#include "tools/etcd_tools.h"
+#include "tools/kms_client.h"
+#include "tools/progress.h"
+
+namespace kshield::cmd {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+
+struct EtcdFlags {
+  std::string endpoints = "127.0.0.1:2379";
+  std::string cacert, cert, key;
+  std::string prefix = "/registry";
+  std::string provider_name = "kshield";
+  int64_t page_size = 500;
+  int concurrency = 4;
+  double etcd_timeout_s = 10;
+  // per command
+  bool verify = false;
+  bool to_primary = false;
+  bool apply = false;
+  bool dry_run = false;
+  bool rewrite_identity = false;
+  bool confirm = false;
+  std::string out_dir;
+};
+
+int ExitFor(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+                 s.code() == absl::StatusCode::kDeadlineExceeded
+             ? kExitUnreachable
+             : kExitFailed;
+}
+
+int Fail(const std::string& what, const absl::Status& s) {
+  std::fprintf(stderr, "kshieldctl: %s: %s\n", what.c_str(), std::string(s.message()).c_str());
+  return ExitFor(s);
+}
+
+void EmitYaml(YAML::Emitter& out, const nlohmann::json& j) {
+  if (j.is_object()) {
+    out << YAML::BeginMap;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      EmitYaml(out, it.value());
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    out << YAML::BeginSeq;
+    for (const auto& e : j) EmitYaml(out, e);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    out << j.get<std::string>();
+  } else if (j.is_boolean()) {
+    out << j.get<bool>();
+  } else if (j.is_number_integer()) {
+    out << j.get<int64_t>();
+  } else if (j.is_number()) {
+    out << j.get<double>();
+  } else {
+    out << YAML::Null;
+  }
+}
+
+// Every nlohmann::json dump may throw on invalid UTF-8 in a key; etcd keys of Secrets are
+// ASCII, but a hostile etcd could hold anything. Replace instead of throwing.
+std::string DumpSafe(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void Print(const std::string& format, const nlohmann::json& j,
+           const std::function<void()>& table) {
+  if (format == "json") {
+    std::cout << DumpSafe(j) << "\n";
+  } else if (format == "yaml") {
+    YAML::Emitter out;
+    EmitYaml(out, j);
+    std::cout << out.c_str() << "\n";
+  } else {
+    table();
+  }
+  std::cout.flush();
+}
+
+nlohmann::json ProblemsJson(const std::vector<tools::KeyProblem>& list) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& p : list) a.push_back({{"key", p.key}, {"reason", p.reason}});
+  return a;
+}
+
+nlohmann::json CallsJson(const tools::KmsClient::Counters& c) {
+  return {{"status", c.status},         {"v2_encrypt", c.v2_encrypt},
+          {"v2_decrypt", c.v2_decrypt}, {"v1_encrypt", c.v1_encrypt},
+          {"v1_decrypt", c.v1_decrypt}, {"total", c.total()}};
+}
+
+void PrintProblems(const char* title, int64_t count, const std::vector<tools::KeyProblem>& list) {
+  if (count == 0) return;
+  std::printf("%s: %lld\n", title, static_cast<long long>(count));
+  for (const auto& p : list) std::printf("  %s: %s\n", p.key.c_str(), p.reason.c_str());
+  if (static_cast<int64_t>(list.size()) < count) {
+    std::printf("  ... (%lld more)\n", static_cast<long long>(count - list.size()));
+  }
+}
+
+
+std::string SecretsPrefix(std::string prefix) {
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  return prefix + "/secrets/";
+}
+
+class Runner {
+ public:
+  Runner(const CtlGlobals& g, const EtcdFlags& f) : g_(g), f_(f) {}
+
+  absl::Status Connect(bool need_kms) {
+    etcd::ClientOptions o;
+    o.endpoints.clear();
+    for (absl::string_view e : absl::StrSplit(f_.endpoints, ',', absl::SkipWhitespace())) {
+      o.endpoints.emplace_back(e);
+    }
+    if (o.endpoints.empty()) return absl::InvalidArgumentError("--endpoints is empty");
+    o.ca_file = f_.cacert;
+    o.cert_file = f_.cert;
+    o.key_file = f_.key;
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f_.etcd_timeout_s * 1000));
+    KSH_ASSIGN_OR_RETURN(etcd_, etcd::Client::Create(o));
+    if (need_kms) {
+      KSH_ASSIGN_OR_RETURN(
+          kms_, tools::KmsClient::Create(*g_.socket, std::chrono::milliseconds(static_cast<int64_t>(
+                                                         *g_.timeout_s * 1000))));
+    }
+    return absl::OkStatus();
+  }
+
+  template <typename O>
+  void Fill(O* o) const {
+    o->prefix = f_.prefix;
+    o->provider_name = f_.provider_name;
+    o->page_size = f_.page_size;
+    o->concurrency = f_.concurrency;
+  }
+
+  std::unique_ptr<tools::ProgressPrinter> Progress(const char* label) const {
+    return std::make_unique<tools::ProgressPrinter>(label, stderr, isatty(STDERR_FILENO) == 1);
+  }
+
+  const std::string& format() const { return *g_.format; }
+  etcd::Client& etcd() { return *etcd_; }
+  tools::KmsClient* kms() { return kms_.get(); }
+
+ private:
+  const CtlGlobals& g_;
+  const EtcdFlags& f_;
+  std::unique_ptr<etcd::Client> etcd_;
+  std::unique_ptr<tools::KmsClient> kms_;
+};
+
+int RunScan(Runner& r, bool verify) {
+  if (absl::Status s = r.Connect(verify); !s.ok()) return Fail("connect", s);
+  tools::ScanOptions o;
+  r.Fill(&o);
+  o.verify = verify;
+  auto progress = r.Progress("scan");
+  absl::StatusOr<tools::ScanReport> rep = tools::ScanSecrets(r.etcd(), r.kms(), o,
+                                                             progress->Callback());
+  if (rep.ok()) progress->Finish();
+  if (!rep.ok()) return Fail("etcd scan", rep.status());
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& g : rep->groups) {
+    groups.push_back({{"kind", g.kind},
+                      {"provider", g.provider},
+                      {"key_id", g.key_id},
+                      {"dek_source_type", g.dek_source_type},
+                      {"count", g.count}});
+  }
+  nlohmann::json versions = nlohmann::json::object();
+  for (const auto& [v, n] : rep->key_versions) versions[v] = n;
+  nlohmann::json j = {{"prefix", SecretsPrefix(o.prefix)},
+                      {"revision", rep->revision},
+                      {"total", rep->total},
+                      {"groups", groups},
+                      {"key_versions", versions},
+                      {"unencrypted_count", rep->unencrypted_count},
+                      {"unencrypted", rep->unencrypted},
+                      {"unparseable_count", rep->unparseable_count},
+                      {"unparseable", ProblemsJson(rep->unparseable)}};
+  if (verify) {
+    j["verify"] = {{"ok", rep->verify_ok},
+                   {"failed", rep->verify_failed},
+                   {"skipped", rep->verify_skipped},
+                   {"failures", ProblemsJson(rep->verify_failures)},
+                   {"distinct_dek_sources", rep->distinct_dek_sources},
+                   {"plugin_calls", CallsJson(rep->plugin_calls)}};
+  }
+  if (r.format() == "table") {
+    std::printf("%lld values under %s (etcd revision %lld)\n\n",
+                static_cast<long long>(rep->total), j["prefix"].get<std::string>().c_str(),
+                static_cast<long long>(rep->revision));
+    std::printf("%-12s %-16s %-32s %-12s %s\n", "KIND", "PROVIDER", "KEY_ID", "DEK_SOURCE",
+                "COUNT");
+    for (const auto& g : rep->groups) {
+      std::printf("%-12s %-16s %-32s %-12s %lld\n", g.kind.c_str(),
+                  g.provider.empty() ? "-" : g.provider.c_str(),
+                  g.key_id.empty() ? "-" : g.key_id.c_str(),
+                  g.dek_source_type.empty() ? "-" : g.dek_source_type.c_str(),
+                  static_cast<long long>(g.count));
+    }
+    std::printf("\nKey versions in use by provider %s:", o.provider_name.c_str());
+    if (rep->key_versions.empty()) std::printf(" none");
+    for (const auto& [v, n] : rep->key_versions) {
+      std::printf(" %s (%lld)", v.c_str(), static_cast<long long>(n));
+    }
+    std::printf("\nUnencrypted (identity): %lld\n", static_cast<long long>(rep->unencrypted_count));
+    for (size_t i = 0; i < rep->unencrypted.size() && i < 10; ++i) {
+      std::printf("  %s\n", rep->unencrypted[i].c_str());
+    }
+    if (rep->unencrypted_count > 10) std::printf("  ... (-o json lists up to 1000)\n");
+    PrintProblems("Unparseable", rep->unparseable_count, rep->unparseable);
+    if (verify) {
+      std::printf(
+          "Verify: %lld ok, %lld failed, %lld skipped (not provider %s); %llu plugin calls, "
+          "%zu distinct DEK sources\n",
+          static_cast<long long>(rep->verify_ok), static_cast<long long>(rep->verify_failed),
+          static_cast<long long>(rep->verify_skipped), o.provider_name.c_str(),
+          static_cast<unsigned long long>(rep->plugin_calls.total()), rep->distinct_dek_sources);
+      PrintProblems("Verify failures", rep->verify_failed, rep->verify_failures);
+    }
+  } else {
+    Print(r.format(), j, nullptr);
+  }
+  return rep->unparseable_count > 0 || rep->verify_failed > 0 ? kExitFailed : kExitOk;
+}
+
+int RunRewrap(Runner& r, bool apply) {
+  if (absl::Status s = r.Connect(true); !s.ok()) return Fail("connect", s);
+  tools::RewrapOptions o;
+  r.Fill(&o);
+  o.apply = apply;
+  auto progress = r.Progress(apply ? "rewrap" : "rewrap (dry run)");
+  absl::StatusOr<tools::RewrapReport> rep =
+      tools::RewrapToPrimary(r.etcd(), *r.kms(), o, progress->Callback());
+  if (rep.ok()) progress->Finish();
+  if (!rep.ok()) return Fail("etcd rewrap", rep.status());
+  nlohmann::json old_ids = nlohmann::json::object();
+  for (const auto& [k, n] : rep->old_key_ids) old_ids[k] = n;
+  nlohmann::json j = {{"applied", rep->applied},
+                      {"primary_key_id", rep->primary_key_id},
+                      {"scanned", rep->scanned},
+                      {"v2_values", rep->v2_values},
+                      {"at_primary", rep->at_primary},
+                      {"to_rewrap", rep->to_rewrap},
+                      {"old_key_ids", old_ids},
+                      {"rewrapped", rep->rewrapped},
+                      {"skipped", rep->skipped},
+                      {"failed", rep->failed},
+                      {"failures", ProblemsJson(rep->failures)},
+                      {"distinct_dek_sources", rep->distinct_dek_sources},
+                      {"plugin_calls", CallsJson(rep->plugin_calls)}};
+  Print(r.format(), j, [&] {
+    std::printf("%s: primary key_id %s\n", apply ? "rewrap" : "rewrap DRY RUN (--apply writes)",
+                rep->primary_key_id.c_str());
+    std::printf("scanned %lld, KMS v2 values of provider %s %lld, at primary %lld, to rewrap %lld\n",
+                static_cast<long long>(rep->scanned), o.provider_name.c_str(),
+                static_cast<long long>(rep->v2_values), static_cast<long long>(rep->at_primary),
+                static_cast<long long>(rep->to_rewrap));
+    for (const auto& [k, n] : rep->old_key_ids) {
+      std::printf("  %-40s %lld\n", k.c_str(), static_cast<long long>(n));
+    }
+    if (apply) {
+      std::printf("rewrapped %lld, skipped %lld (changed concurrently), failed %lld; %llu plugin "
+                  "calls for %zu distinct DEK sources\n",
+                  static_cast<long long>(rep->rewrapped), static_cast<long long>(rep->skipped),
+                  static_cast<long long>(rep->failed),
+                  static_cast<unsigned long long>(rep->plugin_calls.total()),
+                  rep->distinct_dek_sources);
+    }
+    PrintProblems("Failures", rep->failed, rep->failures);
+  });
+  return rep->failed > 0 ? kExitFailed : kExitOk;
+}
+
+int RunDecrypt(Runner& r, const std::string& out_dir, bool rewrite_identity) {
+  if (absl::Status s = r.Connect(true); !s.ok()) return Fail("connect", s);
+  tools::DecryptOptions o;
+  r.Fill(&o);
+  o.out_dir = out_dir;
+  o.rewrite_identity = rewrite_identity;
+  auto progress = r.Progress("decrypt");
+  absl::StatusOr<tools::DecryptReport> rep =
+      tools::DecryptSecrets(r.etcd(), *r.kms(), o, progress->Callback());
+  if (rep.ok()) progress->Finish();
+  if (!rep.ok()) return Fail("etcd decrypt", rep.status());
+  nlohmann::json j = {{"out_dir", out_dir},
+                      {"rewrite_identity", rewrite_identity},
+                      {"scanned", rep->scanned},
+                      {"done", rep->done},
+                      {"skipped", rep->skipped},
+                      {"failed", rep->failed},
+                      {"not_ours", rep->not_ours},
+                      {"failures", ProblemsJson(rep->failures)},
+                      {"plugin_calls", CallsJson(rep->plugin_calls)}};
+  Print(r.format(), j, [&] {
+    std::printf("decrypt: done %lld, skipped %lld (already complete), failed %lld; %lld values "
+                "not KMS-encrypted by provider %s; scanned %lld\n",
+                static_cast<long long>(rep->done), static_cast<long long>(rep->skipped),
+                static_cast<long long>(rep->failed), static_cast<long long>(rep->not_ours),
+                o.provider_name.c_str(), static_cast<long long>(rep->scanned));
+    PrintProblems("Failures", rep->failed, rep->failures);
+  });
+  return rep->failed > 0 ? kExitFailed : kExitOk;
+}
+
+}  // namespace
+
+void AddEtcdCommands(CLI::App& app, const CtlGlobals& globals, int* exit_code) {
+  *exit_code = -1;
+  // Owned for the life of the process (the app outlives every callback).
+  // Shared with the callbacks, which the app keeps for its lifetime.
+  auto flags = std::make_shared<EtcdFlags>();
+  auto* etcd = app.add_subcommand(
+      "etcd", "operate on the Secrets kube-apiserver stored in etcd (scan, rewrap, decrypt)");
+  etcd->require_subcommand(1);
+  etcd->fallthrough();
+  etcd->add_option("--endpoints", flags->endpoints,
+                   "etcd endpoints, comma separated (host:port, http(s)://host:port) "
+                   "[127.0.0.1:2379]");
+  etcd->add_option("--etcd-cacert", flags->cacert, "CA bundle for etcd's TLS certificate");
+  etcd->add_option("--etcd-cert", flags->cert, "client certificate for etcd");
+  etcd->add_option("--etcd-key", flags->key, "client key for etcd");
+  etcd->add_option("--prefix", flags->prefix, "kube-apiserver's --etcd-prefix [/registry]");
+  etcd->add_option("--provider-name", flags->provider_name,
+                   "name of the kshield KMS provider in the EncryptionConfiguration [kshield]");
+  etcd->add_option("--page-size", flags->page_size, "keys per etcd Range page [500]")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  etcd->add_option("--concurrency", flags->concurrency, "plugin calls in flight [4]")
+      ->check(CLI::Range(1, 64));
+  etcd->add_option("--etcd-timeout", flags->etcd_timeout_s,
+                   "per etcd call and endpoint, seconds [10]");
+
+  auto* scan = etcd->add_subcommand(
+      "scan",
+      "walk <prefix>/secrets/: values per provider and key_id, unencrypted values, key versions "
+      "in use, values that cannot be parsed. Exit 1 if any value is unparseable or fails "
+      "--verify.");
+  scan->add_flag("--verify", flags->verify,
+                                "decrypt every value of our provider through the plugin");
+  scan->callback([=] {
+    Runner r(globals, *flags);
+    *exit_code = RunScan(r, flags->verify);
+  });
+
+  auto* rewrap = etcd->add_subcommand(
+      "rewrap",
+      "re-wrap the encryptedDEKSource of KMS v2 values under older key ids with the primary "
+      "KEK (data bytes untouched). Dry run unless --apply; every write is a compare-and-swap on "
+      "mod_revision, so a concurrent apiserver write is never overwritten.");
+  rewrap->add_flag("--to-primary", flags->to_primary, "re-wrap to the plugin's current key_id")
+      ->required();
+  auto* apply = rewrap->add_flag("--apply", flags->apply,
+                                 "write the re-wrapped values (default: dry run)");
+  rewrap->add_flag("--dry-run", flags->dry_run, "count only (the default)")->excludes(apply);
+  rewrap->callback([=] {
+    Runner r(globals, *flags);
+    *exit_code = RunRewrap(r, flags->apply);
+  });
+
+  auto* decrypt = etcd->add_subcommand(
+      "decrypt",
+      "one-click decryption, online through the plugin: every Secret KMS-encrypted by our "
+      "provider either to --out DIR (one 0600 YAML manifest per Secret, dir 0700, named "
+      "<namespace>_<name>.yaml) or written back unencrypted with --rewrite-identity --confirm "
+      "(compare-and-swap on mod_revision). Idempotent: rerun after an interruption; the report "
+      "counts done / skipped / failed. (Offline decryption from a backup file is not available "
+      "yet.)");
+  decrypt->add_option("--out", flags->out_dir, "directory for the YAML files");
+  decrypt->add_flag(
+      "--rewrite-identity", flags->rewrite_identity,
+      "write the plain protobuf back to etcd (the identity provider's form)");
+  decrypt->add_flag("--confirm", flags->confirm, "required with --rewrite-identity");
+  decrypt->callback([=] {
+    if (flags->out_dir.empty() && !flags->rewrite_identity) {
+      std::fprintf(stderr, "kshieldctl: etcd decrypt: give --out DIR or --rewrite-identity\n");
+      *exit_code = kExitUsage;
+      return;
+    }
+    if (flags->rewrite_identity && !flags->confirm) {
+      std::fprintf(stderr,
+                   "kshieldctl: etcd decrypt --rewrite-identity stores every Secret UNENCRYPTED "
+                   "in etcd; add --confirm to proceed\n");
+      *exit_code = kExitUsage;
+      return;
+    }
+    Runner r(globals, *flags);
+    *exit_code = RunDecrypt(r, flags->out_dir, flags->rewrite_identity);
+  });
+}
+
+}  // namespace kshield::cmd
