@@ -4,6 +4,8 @@
 #include <openssl/x509.h>
 #include <yaml-cpp/yaml.h>
 
+#include "cmd/output.h"
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -109,29 +111,6 @@ absl::StatusOr<Input> ReadInput(const std::string& path) {
     in.kind = "quote (binary)";
   }
   return in;
-}
-
-void EmitYaml(YAML::Emitter& out, const nlohmann::json& j) {
-  if (j.is_object()) {
-    out << YAML::BeginMap;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      out << YAML::Key << it.key() << YAML::Value;
-      EmitYaml(out, it.value());
-    }
-    out << YAML::EndMap;
-  } else if (j.is_array()) {
-    out << YAML::BeginSeq;
-    for (const auto& e : j) EmitYaml(out, e);
-    out << YAML::EndSeq;
-  } else if (j.is_null()) {
-    out << YAML::Null;
-  } else if (j.is_string()) {
-    out << j.get<std::string>();
-  } else if (j.is_boolean()) {
-    out << j.get<bool>();
-  } else {
-    out << j.dump();
-  }
 }
 
 void Print(const std::string& format, const nlohmann::json& j) {

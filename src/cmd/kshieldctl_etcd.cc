@@ -3,6 +3,8 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include "cmd/output.h"
+
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -51,31 +53,6 @@ int ExitFor(const absl::Status& s) {
 int Fail(const std::string& what, const absl::Status& s) {
   std::fprintf(stderr, "kshieldctl: %s: %s\n", what.c_str(), std::string(s.message()).c_str());
   return ExitFor(s);
-}
-
-void EmitYaml(YAML::Emitter& out, const nlohmann::json& j) {
-  if (j.is_object()) {
-    out << YAML::BeginMap;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      out << YAML::Key << it.key() << YAML::Value;
-      EmitYaml(out, it.value());
-    }
-    out << YAML::EndMap;
-  } else if (j.is_array()) {
-    out << YAML::BeginSeq;
-    for (const auto& e : j) EmitYaml(out, e);
-    out << YAML::EndSeq;
-  } else if (j.is_string()) {
-    out << j.get<std::string>();
-  } else if (j.is_boolean()) {
-    out << j.get<bool>();
-  } else if (j.is_number_integer()) {
-    out << j.get<int64_t>();
-  } else if (j.is_number()) {
-    out << j.get<double>();
-  } else {
-    out << YAML::Null;
-  }
 }
 
 // Every nlohmann::json dump may throw on invalid UTF-8 in a key; etcd keys of Secrets are

@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include "cmd/output.h"
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
@@ -17,6 +19,8 @@
 #include "cmd/kshieldctl_attest.h"
 #include "cmd/kshieldctl_etcd.h"
 #include "kms_v2.grpc.pb.h"
+
+using kshield::cmd::EmitYaml;
 
 namespace {
 
@@ -57,31 +61,6 @@ std::string Time(int64_t unix) {
   char buf[32];
   strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-void EmitYaml(YAML::Emitter& out, const nlohmann::json& j) {
-  if (j.is_object()) {
-    out << YAML::BeginMap;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      out << YAML::Key << it.key() << YAML::Value;
-      EmitYaml(out, it.value());
-    }
-    out << YAML::EndMap;
-  } else if (j.is_array()) {
-    out << YAML::BeginSeq;
-    for (const auto& e : j) EmitYaml(out, e);
-    out << YAML::EndSeq;
-  } else if (j.is_string()) {
-    out << j.get<std::string>();
-  } else if (j.is_boolean()) {
-    out << j.get<bool>();
-  } else if (j.is_number_integer()) {
-    out << j.get<int64_t>();
-  } else if (j.is_number()) {
-    out << j.get<double>();
-  } else {
-    out << YAML::Null;
-  }
 }
 
 void Print(const std::string& format, const nlohmann::json& j,

@@ -1,0 +1,36 @@
+#include "cmd/output.h"
+
+namespace kshield::cmd {
+
+void EmitYaml(YAML::Emitter& out, const nlohmann::json& j) {
+  if (j.is_object()) {
+    out << YAML::BeginMap;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      EmitYaml(out, it.value());
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    out << YAML::BeginSeq;
+    for (const auto& e : j) EmitYaml(out, e);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    out << j.get<std::string>();
+  } else if (j.is_boolean()) {
+    out << j.get<bool>();
+  } else if (j.is_number_integer()) {
+    out << j.get<int64_t>();
+  } else if (j.is_number()) {
+    out << j.get<double>();
+  } else {
+    out << YAML::Null;
+  }
+}
+
+std::string ToYaml(const nlohmann::json& j) {
+  YAML::Emitter out;
+  EmitYaml(out, j);
+  return out.c_str();
+}
+
+}  // namespace kshield::cmd
