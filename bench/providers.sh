@@ -99,6 +99,11 @@ EOC
   )
   setsid /usr/bin/pykmip-server -f "$K/server.conf" -l "$K/server.log" >"$K/out.log" 2>&1 &
   KMIP_PGID=$!
+  # PyKMIP's Python start-up takes seconds: wait until it accepts TCP before starting the plugin.
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.1
+  done
   cat >"$T/kmip.yaml" <<EOC
 provider: kmip
 kmip:
