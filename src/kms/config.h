@@ -9,7 +9,7 @@
 //   http: 127.0.0.1:8787                # "off" disables the HTTP endpoint
 //   data_dir: var/lib/kshield-kms
 //   provider: local
-//   tee: auto                           # auto | none
+//   tee: auto                           # auto | none | sim | gramine | occlum | tsm
 //   allow_uid: [0, 1000]                # or "0,1000"; default: this process's uid and root
 //   log_level: info                     # debug | info | warn | error
 //   probe_interval: 5s                  # background provider probe
