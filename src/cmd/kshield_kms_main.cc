@@ -1,6 +1,10 @@
 // kshield-kms: the Kubernetes KMS plugin (v2 + v1beta1) beside kube-apiserver.
 // Thin: parse flags and config, harden the process, start KmsServer, wait for SIGTERM / SIGINT.
 #include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -130,6 +134,14 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&sigs, &sig);
   kshield::log::Info("kms.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  // Watchdog: the drain is bounded by --shutdown-grace; if anything in it hangs (a gRPC callback
+  // that never completes), exit anyway rather than leave a half-stopped plugin behind.
+  auto watchdog_after = config.shutdown_grace + std::chrono::seconds(5);
+  std::thread([watchdog_after] {
+    std::this_thread::sleep_for(watchdog_after);
+    kshield::log::Error("kms.shutdown_stuck", {{"action", "exit 1"}});
+    _exit(1);
+  }).detach();
   (*server)->Shutdown();
   return 0;
 }
