@@ -114,18 +114,13 @@ absl::StatusOr<Input> ReadInput(const std::string& path) {
 }
 
 void Print(const std::string& format, const nlohmann::json& j) {
-  if (format == "json") {
-    std::printf("%s\n", j.dump(2).c_str());
-  } else if (format == "yaml") {
-    YAML::Emitter out;
-    EmitYaml(out, j);
-    std::printf("%s\n", out.c_str());
-  } else {
+  cmd::Print(format, j, [&] {
     for (auto it = j.begin(); it != j.end(); ++it) {
       std::string v = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
       std::printf("%-16s %s\n", (it.key() + ":").c_str(), v.c_str());
     }
-  }
+    std::fflush(stdout);
+  });
 }
 
 int RunVerify(const VerifyArgs& a, const std::string& format) {

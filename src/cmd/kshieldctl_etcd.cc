@@ -57,24 +57,6 @@ int Fail(const std::string& what, const absl::Status& s) {
 
 // Every nlohmann::json dump may throw on invalid UTF-8 in a key; etcd keys of Secrets are
 // ASCII, but a hostile etcd could hold anything. Replace instead of throwing.
-std::string DumpSafe(const nlohmann::json& j) {
-  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-void Print(const std::string& format, const nlohmann::json& j,
-           const std::function<void()>& table) {
-  if (format == "json") {
-    std::cout << DumpSafe(j) << "\n";
-  } else if (format == "yaml") {
-    YAML::Emitter out;
-    EmitYaml(out, j);
-    std::cout << out.c_str() << "\n";
-  } else {
-    table();
-  }
-  std::cout.flush();
-}
-
 nlohmann::json ProblemsJson(const std::vector<tools::KeyProblem>& list) {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& p : list) a.push_back({{"key", p.key}, {"reason", p.reason}});

@@ -20,7 +20,7 @@
 #include "cmd/kshieldctl_etcd.h"
 #include "kms_v2.grpc.pb.h"
 
-using kshield::cmd::EmitYaml;
+using kshield::cmd::Print;
 
 namespace {
 
@@ -61,19 +61,6 @@ std::string Time(int64_t unix) {
   char buf[32];
   strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-void Print(const std::string& format, const nlohmann::json& j,
-           const std::function<void()>& table) {
-  if (format == "json") {
-    std::cout << j.dump(2) << "\n";
-  } else if (format == "yaml") {
-    YAML::Emitter out;
-    EmitYaml(out, j);
-    std::cout << out.c_str() << "\n";
-  } else {
-    table();
-  }
 }
 
 nlohmann::json InfoJson(const kshield::admin::v1::KeysetInfoResponse& info) {

@@ -1,5 +1,7 @@
 #include "cmd/output.h"
 
+#include <iostream>
+
 namespace kshield::cmd {
 
 void EmitYaml(YAML::Emitter& out, const nlohmann::json& j) {
@@ -31,6 +33,18 @@ std::string ToYaml(const nlohmann::json& j) {
   YAML::Emitter out;
   EmitYaml(out, j);
   return out.c_str();
+}
+
+void Print(const std::string& format, const nlohmann::json& j,
+           const std::function<void()>& table) {
+  if (format == "json") {
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else if (format == "yaml") {
+    std::cout << ToYaml(j) << "\n";
+  } else {
+    table();
+  }
+  std::cout.flush();
 }
 
 }  // namespace kshield::cmd

@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -12,5 +13,10 @@ namespace kshield::cmd {
 void EmitYaml(YAML::Emitter& out, const nlohmann::json& j);
 // `j` as a YAML document.
 std::string ToYaml(const nlohmann::json& j);
+
+// Prints `j` for `-o json|yaml` (invalid UTF-8 from peers is replaced, never thrown on), or runs
+// `table` for `-o table`; flushes stdout.
+void Print(const std::string& format, const nlohmann::json& j,
+           const std::function<void()>& table);
 
 }  // namespace kshield::cmd

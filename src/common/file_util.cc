@@ -19,6 +19,16 @@ absl::Status ErrnoStatus(std::string_view what, const std::string& path, int err
                       absl::StrCat(AV(what), " ", path, ": ", ErrnoString(err)));
 }
 
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
 absl::Status WriteAll(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = write(fd, data.data(), data.size());
@@ -30,15 +40,6 @@ absl::Status WriteAll(int fd, std::string_view data) {
   }
   return absl::OkStatus();
 }
-
-std::string DirName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-}  // namespace
 
 std::string ErrnoString(int err) {
   char buf[256];

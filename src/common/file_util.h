@@ -29,6 +29,9 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path, size_t max_
 
 bool FileExists(const std::string& path);
 
+// write(2) until all of `data` is written (retrying EINTR and short writes).
+[[nodiscard]] absl::Status WriteAll(int fd, std::string_view data);
+
 // strerror(errno) as a string, thread-safe.
 std::string ErrnoString(int err);
 

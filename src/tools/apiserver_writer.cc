@@ -6,6 +6,7 @@
 #include "common/status.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
+#include "tools/etcd_tools.h"
 #include "tools/parallel.h"
 #include "tools/value_decryptor.h"
 
@@ -13,16 +14,6 @@ namespace kshield::tools {
 namespace {
 
 constexpr size_t kApiserverDekSize = 32;  // the apiserver's seed / DEK size
-
-KmsClient::Counters Diff(const KmsClient::Counters& a, const KmsClient::Counters& b) {
-  KmsClient::Counters d;
-  d.status = a.status - b.status;
-  d.v2_encrypt = a.v2_encrypt - b.v2_encrypt;
-  d.v2_decrypt = a.v2_decrypt - b.v2_decrypt;
-  d.v1_encrypt = a.v1_encrypt - b.v1_encrypt;
-  d.v1_decrypt = a.v1_decrypt - b.v1_decrypt;
-  return d;
-}
 
 }  // namespace
 
@@ -215,7 +206,7 @@ absl::StatusOr<std::vector<FormatWriteStats>> WriteSecrets(ApiserverWriter& writ
     st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     st.written = ok.load();
     st.failed = failed.load();
-    if (kms != nullptr) st.plugin_calls = Diff(kms->counters(), before);
+    if (kms != nullptr) st.plugin_calls = CountersSince(kms->counters(), before);
     out.push_back(std::move(st));
   }
   return out;
@@ -252,7 +243,7 @@ absl::StatusOr<ReadStats> ColdReadSecrets(etcd::Client& etcd, ValueDecryptor& de
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   st.read = ok.load();
   st.failed = failed.load();
-  if (kms != nullptr) st.plugin_calls = Diff(kms->counters(), before);
+  if (kms != nullptr) st.plugin_calls = CountersSince(kms->counters(), before);
   return st;
 }
 

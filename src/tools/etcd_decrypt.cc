@@ -61,18 +61,6 @@ bool AlreadyComplete(const std::string& path, const std::string& header) {
   return ok;
 }
 
-absl::Status WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat("write: ", ErrnoString(errno)));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
 // Writes `content` to dir/name via a 0600 temp file, fsync and rename (a reader never sees a
 // partial file under the final name).
 absl::Status WriteFileAtomic(const std::string& dir, const std::string& name,
