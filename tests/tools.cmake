@@ -15,3 +15,18 @@ kshield_test(tools_etcd_test SOURCES tools_etcd_test.cc
        gRPC::grpc++ nlohmann_json::nlohmann_json absl::strings OpenSSL::Crypto
   LABELS "integration;tools")
 add_dependencies(tools_etcd_test kshield-kms kshieldctl tools_kshieldctl tools_bench)
+
+# backup / restore / offline decrypt / keyset retire (issue 4 §3, §5) through the real kshieldctl.
+kshield_test(tools_backup_test SOURCES tools_backup_test.cc
+  LIBS kshield_tools kshield_etcd_test_support kshield_test_support kshield_keys kshield_crypto
+       kshield_proto gRPC::grpc++ nlohmann_json::nlohmann_json absl::strings
+  LABELS "integration;tools")
+add_dependencies(tools_backup_test kshield-kms kshieldctl)
+
+# The backup CronJob manifest parses and has what it needs (no Kubernetes API server here:
+# `kubectl create --dry-run=client` needs one for discovery).
+add_test(NAME deploy_backup_cronjob
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/deploy_cronjob_test.py
+          ${PROJECT_SOURCE_DIR}/deploy/kubernetes/kshield-backup-cronjob.yaml)
+set_tests_properties(deploy_backup_cronjob PROPERTIES LABELS "tools" SKIP_RETURN_CODE 77
+  TIMEOUT 60)

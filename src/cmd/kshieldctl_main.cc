@@ -1,7 +1,8 @@
 // kshieldctl — operator tooling for kshield (kms-plugin-tools).
 //
-// Exit codes: 0 success; 1 the operation failed or the plugin is unhealthy; 2 usage error;
-// 3 the plugin could not be reached.
+// Exit codes: 0 success; 1 the operation failed, was refused (keyset retire while in use,
+// restore over an existing keyset, a wrong identity) or the plugin is unhealthy; 2 usage error;
+// 3 the plugin or etcd could not be reached. docs/kshieldctl.md lists them per command.
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -17,7 +18,9 @@
 #include "absl/synchronization/mutex.h"
 #include "admin.grpc.pb.h"
 #include "cmd/kshieldctl_attest.h"
+#include "cmd/kshieldctl_backup.h"
 #include "cmd/kshieldctl_etcd.h"
+#include "common/log.h"
 #include "kms_v2.grpc.pb.h"
 
 using kshield::cmd::Print;
@@ -92,9 +95,14 @@ void PrintVersionsTable(const kshield::admin::v1::KeysetInfoResponse& info) {
 
 int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Library code (keyset loading for offline decryption, restore's provider) logs JSON lines at
+  // info; a CLI shows warnings and errors only.
+  kshield::log::SetComponent("kshieldctl");
+  kshield::log::SetLevel(kshield::log::Level::kWarn);
   CLI::App app{
       "kshieldctl — operator tooling for kshield.\nExit codes: 0 success, 1 operation failed or "
-      "plugin unhealthy, 2 usage error, 3 plugin unreachable."};
+      "refused, or plugin unhealthy, 2 usage error, 3 plugin or etcd unreachable "
+      "(docs/kshieldctl.md)."};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may also follow the subcommand
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -117,10 +125,16 @@ int main(int argc, char** argv) {
   keyset->require_subcommand(1);
   auto* keyset_list = keyset->add_subcommand("list", "list KEK versions and their states");
 
+  const kshield::cmd::CtlGlobals globals{&conn.socket, &conn.timeout_s, &format,
+                                         &conn.admin_socket};
+  int retire_exit = -1;
+  kshield::cmd::AddRetireCommand(*keyset, globals, &retire_exit);
   int attest_exit = -1;
   kshield::cmd::AddAttestCommands(app, &format, &attest_exit);
   int etcd_exit = -1;
-  kshield::cmd::AddEtcdCommands(app, {&conn.socket, &conn.timeout_s, &format}, &etcd_exit);
+  kshield::cmd::AddEtcdCommands(app, globals, &etcd_exit);
+  int backup_exit = -1;
+  kshield::cmd::AddBackupCommands(app, globals, &backup_exit);
 
   try {
     app.parse(argc, argv);
@@ -130,6 +144,8 @@ int main(int argc, char** argv) {
   }
   if (attest_exit >= 0) return attest_exit;
   if (etcd_exit >= 0) return etcd_exit;
+  if (retire_exit >= 0) return retire_exit;
+  if (backup_exit >= 0) return backup_exit;
 
   auto admin = kshield::admin::v1::Admin::NewStub(
       grpc::CreateChannel(Target(conn.admin_socket), grpc::InsecureChannelCredentials()));

@@ -187,6 +187,11 @@ absl::Status KeysetManager::Refresh() {
   return absl::OkStatus();
 }
 
+kshield::keys::v1::KeysetRecord KeysetManager::record() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return record_;
+}
+
 absl::Status KeysetManager::Retire(uint32_t version) {
   std::lock_guard<std::mutex> lock(mu_);
   KeysetRecord rec = record_;

@@ -46,6 +46,10 @@ class KeysetManager {
   // nothing in etcd uses it first.
   [[nodiscard]] absl::Status Retire(uint32_t version);
 
+  // A copy of the persisted record (versions, states, provider material) as last loaded or saved.
+  // For backups: material is provider-wrapped, never a raw KEK.
+  kshield::keys::v1::KeysetRecord record() const;
+
   KeyProvider& provider() const { return *provider_; }
   const KeysetStore& store() const { return *store_; }
 
@@ -60,7 +64,7 @@ class KeysetManager {
 
   std::unique_ptr<KeysetStore> store_;
   std::shared_ptr<KeyProvider> provider_;
-  std::mutex mu_;  // serialises control operations; never taken on the hot path
+  mutable std::mutex mu_;  // serialises control operations; never taken on the hot path
   kshield::keys::v1::KeysetRecord record_;  // guarded by mu_
   std::atomic<std::shared_ptr<const Keyset>> snapshot_;
 };

@@ -30,17 +30,21 @@ absl::StatusOr<std::unique_ptr<LocalProvider>> LocalProvider::New(tee::Platform&
       new LocalProvider(std::move(aead), std::string(platform.name())));
 }
 
-absl::StatusOr<std::string> LocalProvider::CreateVersion(const KekContext& ctx) {
-  SecretBytes kek = crypto::RandomSecret(kKekSize);
+absl::StatusOr<std::string> LocalProvider::Seal(const KekContext& ctx,
+                                                const SecretBytes& kek) const {
+  if (kek.size() != kKekSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KEK version ", ctx.version, " is ", kek.size(), " bytes, want ", kKekSize));
+  }
   KSH_ASSIGN_OR_RETURN(std::string sealed, wrap_->Encrypt(kek.UnsafeStringView(), SealAad(ctx)));
   return absl::StrCat(AV(kMaterialPrefix), sealed);
 }
 
-absl::StatusOr<std::shared_ptr<const crypto::Aead>> LocalProvider::OpenVersion(
-    const KekContext& ctx, std::string_view material) {
+absl::StatusOr<SecretBytes> LocalProvider::Unseal(const KekContext& ctx,
+                                                  std::string_view material) const {
   if (material.substr(0, kMaterialPrefix.size()) != kMaterialPrefix) {
-    return absl::DataLossError(absl::StrCat("KEK version ", ctx.version,
-                                            " was not made by the local provider"));
+    return absl::DataLossError(
+        absl::StrCat("KEK version ", ctx.version, " was not made by the local provider"));
   }
   auto kek = wrap_->Decrypt(material.substr(kMaterialPrefix.size()), SealAad(ctx));
   if (!kek.ok()) {
@@ -54,8 +58,28 @@ absl::StatusOr<std::shared_ptr<const crypto::Aead>> LocalProvider::OpenVersion(
   if (key.size() != kKekSize) {
     return absl::DataLossError(absl::StrCat("KEK version ", ctx.version, " has a wrong size"));
   }
+  return key;
+}
+
+absl::StatusOr<std::string> LocalProvider::CreateVersion(const KekContext& ctx) {
+  return Seal(ctx, crypto::RandomSecret(kKekSize));
+}
+
+absl::StatusOr<std::shared_ptr<const crypto::Aead>> LocalProvider::OpenVersion(
+    const KekContext& ctx, std::string_view material) {
+  KSH_ASSIGN_OR_RETURN(SecretBytes key, Unseal(ctx, material));
   KSH_ASSIGN_OR_RETURN(auto aead, crypto::AesGcmAead::New(std::move(key)));
   return std::shared_ptr<const crypto::Aead>(std::move(aead));
+}
+
+absl::StatusOr<SecretBytes> LocalProvider::ExportVersion(const KekContext& ctx,
+                                                         std::string_view material) {
+  return Unseal(ctx, material);
+}
+
+absl::StatusOr<std::string> LocalProvider::ImportVersion(const KekContext& ctx,
+                                                         const SecretBytes& kek) {
+  return Seal(ctx, kek);
 }
 
 }  // namespace kshield::keys

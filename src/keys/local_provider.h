@@ -20,8 +20,15 @@ class LocalProvider final : public KeyProvider {
   absl::StatusOr<std::shared_ptr<const crypto::Aead>> OpenVersion(
       const KekContext& ctx, std::string_view material) override;
   absl::Status Probe() override { return absl::OkStatus(); }
+  // Unseals the material, as OpenVersion does, and returns the raw KEK.
+  absl::StatusOr<SecretBytes> ExportVersion(const KekContext& ctx,
+                                            std::string_view material) override;
+  // Seals a 32-byte KEK exactly as CreateVersion seals a new one.
+  absl::StatusOr<std::string> ImportVersion(const KekContext& ctx, const SecretBytes& kek) override;
 
  private:
+  absl::StatusOr<SecretBytes> Unseal(const KekContext& ctx, std::string_view material) const;
+  absl::StatusOr<std::string> Seal(const KekContext& ctx, const SecretBytes& kek) const;
   LocalProvider(std::unique_ptr<crypto::Aead> wrap, std::string platform)
       : wrap_(std::move(wrap)), platform_(std::move(platform)) {}
   std::unique_ptr<crypto::Aead> wrap_;

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/secret.h"
 #include "crypto/aead.h"
 
 namespace kshield::keys {
@@ -46,6 +47,22 @@ class KeyProvider {
   // Called when a retired version is removed for good.
   virtual absl::Status DestroyVersion(const KekContext& ctx, std::string_view material) {
     return absl::OkStatus();
+  }
+
+  // Raw KEK bytes of a version, for a backup sealed to an offline recipient (keys/backup.h).
+  // Direct-mode providers (non-extractable HSM keys) keep the default FailedPrecondition refusal.
+  // Errors follow OpenVersion's rules (say why, never echo key bytes).
+  virtual absl::StatusOr<SecretBytes> ExportVersion(const KekContext& ctx,
+                                                    std::string_view material) {
+    return absl::FailedPreconditionError(std::string("the ") + std::string(name()) +
+                                         " provider cannot export KEK versions for a backup");
+  }
+  // Material for a KEK restored from a backup: seals / wraps `kek` (32 bytes) under this root of
+  // trust, as CreateVersion does for a new one. The caller persists the result exactly like
+  // CreateVersion's; OpenVersion(ctx, material) then yields an Aead over `kek`.
+  virtual absl::StatusOr<std::string> ImportVersion(const KekContext& ctx, const SecretBytes& kek) {
+    return absl::FailedPreconditionError(std::string("the ") + std::string(name()) +
+                                         " provider cannot import KEK versions from a backup");
   }
 };
 

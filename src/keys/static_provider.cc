@@ -419,4 +419,24 @@ absl::StatusOr<std::shared_ptr<const crypto::Aead>> StaticProvider::OpenVersion(
   return std::shared_ptr<const crypto::Aead>(std::move(aead));
 }
 
+absl::StatusOr<SecretBytes> StaticProvider::ExportVersion(const KekContext& ctx,
+                                                          std::string_view material) {
+  auto keys = this->keys();
+  const SecretBytes* key = keys->Find(ctx.version);
+  if (key == nullptr) {
+    return absl::NotFoundError(absl::StrCat("static keys file ", options_.keys.path,
+                                            " has no key for version ", ctx.version,
+                                            " (it has versions ", VersionList(*keys), ")"));
+  }
+  return key->Clone();
+}
+
+absl::StatusOr<std::string> StaticProvider::ImportVersion(const KekContext& ctx,
+                                                          const SecretBytes& kek) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cannot import KEK version ", ctx.version,
+      " into the static provider: static keys come from the keys file (", options_.keys.path,
+      "); restore into another provider, or add the version to the keys file by hand"));
+}
+
 }  // namespace kshield::keys

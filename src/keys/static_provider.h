@@ -169,6 +169,11 @@ class StaticProvider final : public KeyProvider {
       const KekContext& ctx, std::string_view material) override;
   // OK: the file was loaded (nothing external to ask).
   absl::Status Probe() override { return absl::OkStatus(); }
+  // The file's KEK for ctx.version (a copy); `material` is ignored. NotFound as OpenVersion.
+  absl::StatusOr<SecretBytes> ExportVersion(const KekContext& ctx,
+                                            std::string_view material) override;
+  // Always FailedPrecondition: static keys come from the keys file.
+  absl::StatusOr<std::string> ImportVersion(const KekContext& ctx, const SecretBytes& kek) override;
 
   // Re-reads the file (same options). On error the keys loaded before stay in use. Versions
   // already opened keep working either way (their Aead owns its key).

@@ -1,10 +1,14 @@
 #include "kms/services.h"
 
 #include <chrono>
+#include <ctime>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/status.h"
+#include "crypto/recipient.h"
+#include "keys/key_id.h"
 
 namespace kshield::kms {
 namespace {
@@ -245,7 +249,61 @@ void FillInfo(const ServiceContext& ctx, ::kshield::admin::v1::KeysetInfoRespons
   out->set_healthy(h.healthy);
   out->set_health_reason(h.reason);
 }
+// Admin methods added after KmsMetrics' fixed set share its admin families (same metric names,
+// method label = the RPC name).
+MethodMetrics AdminMethod(const MethodMetrics& family_source, const char* method) {
+  MethodMetrics m = family_source;
+  m.method = method;
+  m.ok = &m.requests->WithLabels({m.api, method, "OK"});
+  m.latency = &m.latency_family->WithLabels({m.api, method});
+  return m;
+}
+
+// A PEM public key is well under 1 KiB (X25519) or 1 KiB (RSA-3072); anything far larger is not
+// a recipient key.
+constexpr size_t kMaxRecipientPemBytes = 16 * 1024;
+
+int64_t PeerUid(const UnixListener* listener, ::grpc::CallbackServerContext* context) {
+  auto peer = listener->PeerOf(*context);
+  return peer.has_value() ? static_cast<int64_t>(peer->uid) : -1;
+}
 }  // namespace
+
+AdminService::AdminService(ServiceContext* ctx, const UnixListener* listener)
+    : ctx_(ctx),
+      listener_(listener),
+      retire_metrics_(AdminMethod(ctx->metrics->admin_info, "Retire")),
+      backup_metrics_(AdminMethod(ctx->metrics->admin_info, "Backup")) {}
+
+absl::StatusOr<keys::BackupContents> ExportBackupContents(const keys::KeysetManager& manager) {
+  const kshield::keys::v1::KeysetRecord record = manager.record();
+  if (record.keyset_id().empty()) return absl::FailedPreconditionError("keyset not initialised");
+  keys::BackupContents contents;
+  contents.keyset_id = record.keyset_id();
+  contents.next_version = record.next_version();
+  contents.provider = std::string(manager.provider().name());
+  contents.created_unix = time(nullptr);
+  for (const auto& v : record.versions()) {
+    const std::string key_id = keys::FormatKeyId(record.keyset_id(), v.version());
+    absl::StatusOr<SecretBytes> kek =
+        manager.provider().ExportVersion({record.keyset_id(), v.version()}, v.material());
+    if (!kek.ok()) {
+      if (v.state() == kshield::keys::v1::KekVersionRecord::RETIRED) {
+        log::Warn("admin.backup_skipped_version",
+                  {{"key_id", key_id}, {"error", std::string(kek.status().message())}});
+        continue;
+      }
+      return Annotate(kek.status(), absl::StrCat("exporting ", key_id));
+    }
+    keys::BackupKek k;
+    k.version = v.version();
+    k.state = v.state();
+    k.created_unix = v.created_unix();
+    k.kek = std::move(*kek);
+    contents.keks.push_back(std::move(k));
+  }
+  return contents;
+}
 
 ::grpc::ServerUnaryReactor* AdminService::KeysetInfo(
     ::grpc::CallbackServerContext* context, const ::kshield::admin::v1::KeysetInfoRequest*,
@@ -295,6 +353,73 @@ void FillInfo(const ServiceContext& ctx, ::kshield::admin::v1::KeysetInfoRespons
   response->set_key_id(ctx_->manager->Current()->primary().key_id);
   response->set_healthy(h.healthy);
   response->set_health_reason(h.reason);
+  return call.Finish(::grpc::Status::OK);
+}
+
+::grpc::ServerUnaryReactor* AdminService::Retire(::grpc::CallbackServerContext* context,
+                                                 const ::kshield::admin::v1::RetireRequest* request,
+                                                 ::kshield::admin::v1::RetireResponse* response) {
+  Call call(context, &retire_metrics_, ctx_);
+  if (!call.Authorize(*ctx_, listener_, "admin")) return call.reactor();
+  const int64_t uid = PeerUid(listener_, context);
+  const uint32_t version = request->version();
+  const std::string keyset_id = ctx_->manager->Current()->keyset_id();
+  if (version == 0) {
+    return call.Finish(::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
+                                      "version must be >= 1"));
+  }
+  absl::Status s = ctx_->manager->Retire(version);
+  if (!s.ok()) {
+    log::Warn("admin.retire_refused", {{"keyset_id", keyset_id},
+                                       {"version", static_cast<uint64_t>(version)},
+                                       {"error", std::string(s.message())},
+                                       {"uid", uid}});
+    return call.Finish(ToGrpc(s));
+  }
+  const std::string key_id = keys::FormatKeyId(keyset_id, version);
+  log::Info("admin.retire", {{"key_id", key_id}, {"uid", uid}});
+  ctx_->health->ProbeNow();
+  response->set_key_id(key_id);
+  return call.Finish(::grpc::Status::OK);
+}
+
+::grpc::ServerUnaryReactor* AdminService::Backup(::grpc::CallbackServerContext* context,
+                                                 const ::kshield::admin::v1::BackupRequest* request,
+                                                 ::kshield::admin::v1::BackupResponse* response) {
+  Call call(context, &backup_metrics_, ctx_);
+  if (!call.Authorize(*ctx_, listener_, "admin")) return call.reactor();
+  const int64_t uid = PeerUid(listener_, context);
+  auto fail = [&](const absl::Status& s) {
+    log::Error("admin.backup_failed", {{"error", std::string(s.message())}, {"uid", uid}});
+    return call.Finish(ToGrpc(s));
+  };
+  const std::string& pem = request->recipient_public_key_pem();
+  if (pem.empty() || pem.size() > kMaxRecipientPemBytes) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("recipient public key: want a PEM of 1..", kMaxRecipientPemBytes, " bytes")));
+  }
+  absl::StatusOr<std::string> kind = crypto::RecipientKind(pem);
+  if (!kind.ok()) return fail(Annotate(kind.status(), "recipient public key"));
+  absl::StatusOr<std::string> fingerprint = crypto::RecipientFingerprint(pem);
+  if (!fingerprint.ok()) return fail(Annotate(fingerprint.status(), "recipient public key"));
+  absl::StatusOr<keys::BackupContents> contents = ExportBackupContents(*ctx_->manager);
+  if (!contents.ok()) return fail(Annotate(contents.status(), "backup"));
+  absl::StatusOr<std::string> sealed = keys::SealBackup(*contents, pem);
+  if (!sealed.ok()) return fail(Annotate(sealed.status(), "sealing the backup"));
+  const std::string primary = ctx_->manager->Current()->primary().key_id;
+  log::Info("admin.backup", {{"keyset_id", contents->keyset_id},
+                             {"kek_count", static_cast<uint64_t>(contents->keks.size())},
+                             {"recipient_kind", *kind},
+                             {"recipient_fingerprint", *fingerprint},
+                             {"bytes", static_cast<uint64_t>(sealed->size())},
+                             {"uid", uid}});
+  response->set_backup(std::move(*sealed));
+  response->set_keyset_id(contents->keyset_id);
+  response->set_kek_count(static_cast<uint32_t>(contents->keks.size()));
+  response->set_recipient_fingerprint(*fingerprint);
+  response->set_recipient_kind(*kind);
+  response->set_primary_key_id(primary);
+  response->set_created_unix(contents->created_unix);
   return call.Finish(::grpc::Status::OK);
 }
 

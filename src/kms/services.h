@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "admin.grpc.pb.h"
+#include "keys/backup.h"
 #include "keys/dek_cipher.h"
 #include "keys/keyset_manager.h"
 #include "kms/health.h"
@@ -76,8 +77,8 @@ class KmsV1beta1Service final : public ::v1beta1::KeyManagementService::Callback
 
 class AdminService final : public ::kshield::admin::v1::Admin::CallbackService {
  public:
-  AdminService(ServiceContext* ctx, const UnixListener* listener)
-      : ctx_(ctx), listener_(listener) {}
+  // `ctx->metrics` must be set: the Retire / Backup call metrics hang off its admin families.
+  AdminService(ServiceContext* ctx, const UnixListener* listener);
 
   ::grpc::ServerUnaryReactor* KeysetInfo(::grpc::CallbackServerContext* context,
                                          const ::kshield::admin::v1::KeysetInfoRequest* request,
@@ -88,11 +89,25 @@ class AdminService final : public ::kshield::admin::v1::Admin::CallbackService {
   ::grpc::ServerUnaryReactor* Refresh(::grpc::CallbackServerContext* context,
                                       const ::kshield::admin::v1::RefreshRequest* request,
                                       ::kshield::admin::v1::RefreshResponse* response) override;
+  ::grpc::ServerUnaryReactor* Retire(::grpc::CallbackServerContext* context,
+                                     const ::kshield::admin::v1::RetireRequest* request,
+                                     ::kshield::admin::v1::RetireResponse* response) override;
+  // Audited (recipient fingerprint, KEK count, caller uid); the log never carries key bytes.
+  ::grpc::ServerUnaryReactor* Backup(::grpc::CallbackServerContext* context,
+                                     const ::kshield::admin::v1::BackupRequest* request,
+                                     ::kshield::admin::v1::BackupResponse* response) override;
 
  private:
   ServiceContext* ctx_;
   const UnixListener* listener_;
+  MethodMetrics retire_metrics_;
+  MethodMetrics backup_metrics_;
 };
+
+// The keyset's versions with their KEK bytes (provider ExportVersion on each stored material),
+// ready for keys::SealBackup. Retired versions whose material the provider can no longer export
+// are left out (logged); any other export failure fails the whole backup.
+absl::StatusOr<keys::BackupContents> ExportBackupContents(const keys::KeysetManager& manager);
 
 // absl::Status -> grpc::Status (same code numbers; the message is passed as is, so it must already
 // be safe to show: our errors never carry key material).

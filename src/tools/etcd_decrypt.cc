@@ -121,7 +121,7 @@ enum class Outcome { kDone, kSkipped, kFailed, kNotOurs };
 
 class Decrypter {
  public:
-  Decrypter(etcd::Client& etcd, KmsClient& kms, const DecryptOptions& options,
+  Decrypter(etcd::Client& etcd, DekDecrypter& kms, const DecryptOptions& options,
             std::string secrets_prefix)
       : etcd_(etcd), options_(options), prefix_(std::move(secrets_prefix)),
         decryptor_(&kms, options.provider_name) {}
@@ -237,7 +237,7 @@ std::string DecryptFileName(std::string_view prefix, std::string_view etcd_key) 
   return base + ".yaml";
 }
 
-absl::StatusOr<DecryptReport> DecryptSecrets(etcd::Client& etcd, KmsClient& kms,
+absl::StatusOr<DecryptReport> DecryptSecrets(etcd::Client& etcd, DekDecrypter& kms,
                                              const DecryptOptions& options,
                                              const ProgressFn& progress) {
   if (options.out_dir.empty() && !options.rewrite_identity) {

@@ -1,5 +1,6 @@
 #include <openssl/crypto.h>
 
+#include <optional>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +25,7 @@ std::string DekSourceTypeName(envelope::DekSourceType t) {
 
 }  // namespace
 
-absl::StatusOr<ScanReport> ScanSecrets(etcd::Client& etcd, KmsClient* kms,
+absl::StatusOr<ScanReport> ScanSecrets(etcd::Client& etcd, DekDecrypter* kms,
                                        const ScanOptions& options, const ProgressFn& progress) {
   if (options.verify && kms == nullptr) {
     return absl::InvalidArgumentError("scan --verify needs the plugin socket");
@@ -141,6 +142,83 @@ absl::StatusOr<ScanReport> ScanSecrets(etcd::Client& etcd, KmsClient* kms,
   report.distinct_dek_sources = decryptor.cached_dek_sources();
   if (kms != nullptr) report.plugin_calls = CountersSince(kms->counters(), before);
   return report;
+}
+
+namespace {
+
+// The key version a KMS value of our provider uses ("ksh1:..." / "v1:<n>"), or a reason why it
+// names none. Not ours (other provider, not KMS): nullopt with an empty reason.
+std::optional<std::string> OurKeyVersion(std::string_view value, const std::string& provider,
+                                         std::string* reason) {
+  envelope::ValuePrefix p = envelope::SplitValuePrefix(value);
+  if ((p.kind != envelope::ValueKind::kKmsV2 && p.kind != envelope::ValueKind::kKmsV1) ||
+      p.provider != provider) {
+    return std::nullopt;
+  }
+  if (p.kind == envelope::ValueKind::kKmsV2) {
+    absl::StatusOr<envelope::KmsV2Value> v = envelope::ParseKmsV2(value);
+    if (!v.ok()) {
+      *reason = absl::StrCat("kms-v2: ", v.status().message());
+      return std::nullopt;
+    }
+    if (!keys::ParseKeyId(v->key_id).ok()) {
+      *reason = "kms-v2: keyID is not a kshield key id";
+      return std::nullopt;
+    }
+    return v->key_id;
+  }
+  absl::StatusOr<envelope::KmsV1Value> v = envelope::ParseKmsV1(value);
+  if (!v.ok()) {
+    *reason = absl::StrCat("kms-v1: ", v.status().message());
+    return std::nullopt;
+  }
+  absl::StatusOr<keys::WrappedDek> w = keys::ParseWrappedDek(v->wrapped_dek);
+  if (!w.ok() || w->format != keys::WrapFormat::kKmsV1beta1) {
+    *reason = "kms-v1: wrapped DEK is not a kshield v1beta1 ciphertext";
+    return std::nullopt;
+  }
+  return absl::StrCat("v1:", w->version);
+}
+
+}  // namespace
+
+absl::StatusOr<UsageReport> KeyVersionUsage(etcd::Client& etcd, const UsageOptions& options,
+                                            const ProgressFn& progress) {
+  std::string prefix(options.prefix);
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  prefix = options.all_resources ? prefix + "/" : internal::SecretsPrefix(options.prefix);
+  KSH_ASSIGN_OR_RETURN(int64_t total, internal::CountKeys(etcd, prefix));
+  UsageReport report;
+  report.walked_prefix = prefix;
+  auto on_page = [&](const std::vector<etcd::KeyValue>& kvs) -> absl::Status {
+    for (const etcd::KeyValue& kv : kvs) {
+      ++report.scanned;
+      std::string reason;
+      std::optional<std::string> version = OurKeyVersion(kv.value, options.provider_name, &reason);
+      if (version.has_value()) {
+        ++report.ours;
+        ++report.key_versions[*version];
+      } else if (!reason.empty()) {
+        ++report.ours;
+        ++report.unreadable;
+        internal::AddProblem(&report.unreadable_keys, kv.key, std::move(reason));
+      }
+    }
+    if (progress) progress(report.scanned, total);
+    return absl::OkStatus();
+  };
+  KSH_ASSIGN_OR_RETURN(report.revision, etcd.RangePrefix(prefix, options.page_size, on_page));
+  return report;
+}
+
+int64_t UsesOfVersion(const std::map<std::string, int64_t>& key_versions,
+                      std::string_view keyset_id, uint32_t version) {
+  int64_t n = 0;
+  auto v2 = key_versions.find(keys::FormatKeyId(keyset_id, version));
+  if (v2 != key_versions.end()) n += v2->second;
+  auto v1 = key_versions.find(absl::StrCat("v1:", version));
+  if (v1 != key_versions.end()) n += v1->second;
+  return n;
 }
 
 }  // namespace kshield::tools

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "etcd/client.h"
+#include "tools/dek_decrypter.h"
 #include "tools/kms_client.h"
 
 namespace kshield::tools {
@@ -83,8 +84,8 @@ struct ScanReport {
   KmsClient::Counters plugin_calls;
 };
 
-// `kms` is needed only with options.verify.
-absl::StatusOr<ScanReport> ScanSecrets(etcd::Client& etcd, KmsClient* kms,
+// `kms` (the plugin, or KEKs from a backup) is needed only with options.verify.
+absl::StatusOr<ScanReport> ScanSecrets(etcd::Client& etcd, DekDecrypter* kms,
                                        const ScanOptions& options,
                                        const ProgressFn& progress = nullptr);
 
@@ -115,6 +116,39 @@ absl::StatusOr<RewrapReport> RewrapToPrimary(etcd::Client& etcd, KmsClient& kms,
                                              const RewrapOptions& options,
                                              const ProgressFn& progress = nullptr);
 
+// ---- key version usage (keyset retire) ------------------------------------------------------
+
+struct UsageOptions {
+  std::string prefix = "/registry";
+  std::string provider_name = "kshield";
+  int64_t page_size = 500;
+  // true: every resource under `<prefix>/` (an EncryptionConfiguration may cover more than
+  // Secrets); false: `<prefix>/secrets/` only.
+  bool all_resources = true;
+};
+
+struct UsageReport {
+  std::string walked_prefix;
+  int64_t revision = 0;
+  int64_t scanned = 0;
+  int64_t ours = 0;  // KMS values of options.provider_name
+  // As ScanReport::key_versions: "ksh1:<keyset>:<n>" for v2 values, "v1:<n>" for v1 values.
+  std::map<std::string, int64_t> key_versions;
+  // KMS values of our provider whose key version cannot be read (corrupt): they name no version.
+  int64_t unreadable = 0;
+  std::vector<KeyProblem> unreadable_keys;
+};
+
+// Which kshield key versions the values in etcd still use (no plugin needed).
+absl::StatusOr<UsageReport> KeyVersionUsage(etcd::Client& etcd, const UsageOptions& options,
+                                            const ProgressFn& progress = nullptr);
+
+// How many values `report` counts under KEK `version` of keyset `keyset_id`: v2 values naming
+// its key_id plus v1 values whose wrapped-DEK header names `version` (v1beta1 values do not name
+// their keyset, so these are counted whatever keyset wrote them: conservative for retire).
+int64_t UsesOfVersion(const std::map<std::string, int64_t>& key_versions,
+                      std::string_view keyset_id, uint32_t version);
+
 // ---- decrypt (one-click decryption) -----------------------------------------------------------
 
 struct DecryptOptions : CommonOptions {
@@ -136,7 +170,8 @@ struct DecryptReport {
   KmsClient::Counters plugin_calls;
 };
 
-absl::StatusOr<DecryptReport> DecryptSecrets(etcd::Client& etcd, KmsClient& kms,
+// `kms`: the plugin (KmsClient) or, offline, KEKs from a backup (OfflineDecrypter).
+absl::StatusOr<DecryptReport> DecryptSecrets(etcd::Client& etcd, DekDecrypter& kms,
                                              const DecryptOptions& options,
                                              const ProgressFn& progress = nullptr);
 

@@ -21,40 +21,35 @@
 
 #include "absl/status/statusor.h"
 #include "common/secret.h"
+#include "tools/dek_decrypter.h"
 
 namespace kshield::tools {
 
-class KmsClient {
+class KmsClient final : public DekDecrypter {
  public:
   struct V2Wrapped {
     std::string ciphertext;
     std::string key_id;
     std::map<std::string, std::string> annotations;
   };
-  struct Counters {
-    uint64_t status = 0;
-    uint64_t v2_encrypt = 0;
-    uint64_t v2_decrypt = 0;
-    uint64_t v1_encrypt = 0;
-    uint64_t v1_decrypt = 0;
-    uint64_t total() const { return status + v2_encrypt + v2_decrypt + v1_encrypt + v1_decrypt; }
-  };
+  using Counters = KmsCallCounters;
 
   // `socket`: a path, or "@name" for an abstract socket. Connects lazily.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KmsClient>> Create(
       const std::string& socket,
       std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
-  ~KmsClient();
+  ~KmsClient() override;
 
   // KMS v2 Status: the current key_id. Fails unless version is "v2" and healthz is "ok".
   absl::StatusOr<std::string> StatusKeyId();
   absl::StatusOr<V2Wrapped> EncryptV2(const SecretBytes& plaintext);
-  absl::StatusOr<SecretBytes> DecryptV2(std::string_view ciphertext, std::string_view key_id,
-                                        const std::map<std::string, std::string>& annotations);
+  absl::StatusOr<SecretBytes> DecryptV2(
+      std::string_view ciphertext, std::string_view key_id,
+      const std::map<std::string, std::string>& annotations) override;
   absl::StatusOr<std::string> EncryptV1(const SecretBytes& plaintext);
-  absl::StatusOr<SecretBytes> DecryptV1(std::string_view ciphertext);
+  absl::StatusOr<SecretBytes> DecryptV1(std::string_view ciphertext) override;
 
-  Counters counters() const;
+  Counters counters() const override;
   const std::string& socket() const { return socket_; }
 
  private:

@@ -53,7 +53,7 @@ absl::StatusOr<std::string> OpenAesGcmPayload(const SecretBytes& key, std::strin
   return plain;
 }
 
-ValueDecryptor::ValueDecryptor(KmsClient* kms, std::string provider_name)
+ValueDecryptor::ValueDecryptor(DekDecrypter* kms, std::string provider_name)
     : kms_(kms), provider_name_(std::move(provider_name)) {}
 
 void ValueDecryptor::AddAesGcmKey(std::string name, SecretBytes key) {

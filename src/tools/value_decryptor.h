@@ -2,6 +2,8 @@
 // protobuf), as the apiserver's read path does: identity values as they are; KMS v2 values by one
 // plugin Decrypt per distinct encryptedDEKSource (cached, like the apiserver's DEK cache); KMS v1
 // values by one plugin Decrypt per value; aesgcm values with a local key registered here.
+// "The plugin" is any DekDecrypter: the plugin socket (KmsClient) or KEKs from a backup
+// (OfflineDecrypter).
 //
 //   ValueDecryptor d(kms.get(), "kshield");
 //   absl::StatusOr<std::string> plain = d.Decrypt(kv.key, kv.value);
@@ -21,14 +23,14 @@
 #include "absl/synchronization/mutex.h"
 #include "common/secret.h"
 #include "envelope/envelope.h"
-#include "tools/kms_client.h"
+#include "tools/dek_decrypter.h"
 
 namespace kshield::tools {
 
 class ValueDecryptor {
  public:
   // `kms` may be null: then only identity and registered aesgcm values decrypt.
-  ValueDecryptor(KmsClient* kms, std::string provider_name);
+  ValueDecryptor(DekDecrypter* kms, std::string provider_name);
 
   // Registers the key of an aesgcm provider entry (`k8s:enc:aesgcm:v1:<name>:`).
   void AddAesGcmKey(std::string name, SecretBytes key);
@@ -46,7 +48,7 @@ class ValueDecryptor {
   const std::string& provider_name() const { return provider_name_; }
 
  private:
-  KmsClient* kms_;
+  DekDecrypter* kms_;
   std::string provider_name_;
   mutable absl::Mutex mu_;
   // One entry per distinct DEK source; its own mutex makes concurrent readers of the same source

@@ -40,7 +40,7 @@ KmipClient::KmipClient(KmipClientOptions options, SslCtxPtr ctx)
 
 KmipClient::~KmipClient() = default;
 
-absl::StatusOr<SecretBytes> KmipClient::Exchange(const std::string& request, Deadline deadline) {
+absl::StatusOr<SecretBytes> KmipClient::Exchange(std::string_view request, Deadline deadline) {
   KSH_RETURN_IF_ERROR(conn_->Write(request, deadline));
   uint8_t header[kTtlvHeaderSize];
   KSH_RETURN_IF_ERROR(conn_->Read(header, sizeof(header), deadline));
@@ -57,7 +57,7 @@ absl::StatusOr<SecretBytes> KmipClient::Exchange(const std::string& request, Dea
   return response;
 }
 
-absl::StatusOr<SecretBytes> KmipClient::Call(Operation op, const std::string& request,
+absl::StatusOr<SecretBytes> KmipClient::Call(Operation op, std::string_view request,
                                              bool idempotent) {
   const Deadline deadline = std::chrono::steady_clock::now() + options_.timeout;
   std::unique_lock<std::timed_mutex> lock(mu_, std::defer_lock);
@@ -127,6 +127,17 @@ absl::StatusOr<std::string> KmipClient::CreateAes256Key(std::string_view name) {
   KSH_KMIP_TRY(Response r, Decode(std::move(bytes), op));
   KSH_KMIP_TRY(std::string uid, ParseUniqueIdentifier(r.payload, op));
   ++creates_;
+  return uid;
+}
+
+absl::StatusOr<std::string> KmipClient::RegisterSymmetricKey(std::string_view name,
+                                                             const SecretBytes& key) {
+  constexpr Operation op = Operation::kRegister;
+  KSH_KMIP_TRY(SecretBytes request, EncodeRegisterSymmetricKeyRequest(name, key));
+  KSH_KMIP_TRY(SecretBytes bytes, Call(op, request.UnsafeStringView(), /*idempotent=*/false));
+  KSH_KMIP_TRY(Response r, Decode(std::move(bytes), op));
+  KSH_KMIP_TRY(std::string uid, ParseUniqueIdentifier(r.payload, op));
+  ++registers_;
   return uid;
 }
 
@@ -202,6 +213,7 @@ KmipClientStats KmipClient::stats() const {
   s.revokes = revokes_.load();
   s.destroys = destroys_.load();
   s.queries = queries_.load();
+  s.registers = registers_.load();
   s.connects = connects_.load();
   s.failures = failures_.load();
   return s;

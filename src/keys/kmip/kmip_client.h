@@ -62,6 +62,7 @@ struct KmipClientStats {
   uint64_t revokes = 0;
   uint64_t destroys = 0;
   uint64_t queries = 0;
+  uint64_t registers = 0;
   uint64_t connects = 0;  // TLS sessions established
   uint64_t failures = 0;  // calls that returned an error of any kind
 };
@@ -81,6 +82,10 @@ class KmipClient {
                                                         int32_t max_items = 0);
   // Get: the raw key bytes of an AES Symmetric Key of `key_size` bytes.
   absl::StatusOr<SecretBytes> GetSymmetricKey(std::string_view uid, size_t key_size = 32);
+  // Register: an existing AES key (16, 24 or 32 bytes) as a Symmetric Key usable for
+  // Encrypt|Decrypt, named `name` (restoring a KEK from a backup). Returns its Unique
+  // Identifier; the object starts Pre-Active. The request exists only in protected memory.
+  absl::StatusOr<std::string> RegisterSymmetricKey(std::string_view name, const SecretBytes& key);
   // Revoke with reason Cessation of Operation (the object becomes Deactivated).
   absl::Status Revoke(std::string_view uid);
   absl::Status Destroy(std::string_view uid);
@@ -94,8 +99,8 @@ class KmipClient {
  private:
   KmipClient(KmipClientOptions options, SslCtxPtr ctx);
   // One request / response exchange; returns the whole response message in protected memory.
-  absl::StatusOr<SecretBytes> Call(Operation op, const std::string& request, bool idempotent);
-  absl::StatusOr<SecretBytes> Exchange(const std::string& request, Deadline deadline);
+  absl::StatusOr<SecretBytes> Call(Operation op, std::string_view request, bool idempotent);
+  absl::StatusOr<SecretBytes> Exchange(std::string_view request, Deadline deadline);
 
   const KmipClientOptions options_;
   const std::string endpoint_;
@@ -104,7 +109,7 @@ class KmipClient {
   std::unique_ptr<TlsConnection> conn_;  // guarded by mu_
 
   std::atomic<uint64_t> creates_{0}, locates_{0}, gets_{0}, activates_{0}, revokes_{0},
-      destroys_{0}, queries_{0}, connects_{0}, failures_{0};
+      destroys_{0}, queries_{0}, registers_{0}, connects_{0}, failures_{0};
 };
 
 }  // namespace kshield::keys::kmip

@@ -1,5 +1,7 @@
 #include "keys/kmip/kmip_messages.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -40,6 +42,8 @@ std::string_view OperationName(Operation op) {
   switch (op) {
     case Operation::kCreate:
       return "Create";
+    case Operation::kRegister:
+      return "Register";
     case Operation::kLocate:
       return "Locate";
     case Operation::kGet:
@@ -184,6 +188,50 @@ Item CreateAes256Payload(std::string_view name) {
   return Item::Structure(
       tag::kRequestPayload,
       {Item::Enumeration(tag::kObjectType, kObjectTypeSymmetricKey), std::move(attrs)});
+}
+
+Item RegisterSymmetricKeyPayload(std::string_view name, std::string key_material) {
+  const auto bits = static_cast<int32_t>(key_material.size() * 8);
+  Item attrs = Item::Structure(
+      tag::kTemplateAttribute,
+      {Attribute("Cryptographic Usage Mask",
+                 Item::Integer(tag::kAttributeValue, kUsageMaskEncrypt | kUsageMaskDecrypt)),
+       Attribute("Name", NameValue(tag::kAttributeValue, name))});
+  Item block = Item::Structure(
+      tag::kKeyBlock, {Item::Enumeration(tag::kKeyFormatType, kKeyFormatTypeRaw),
+                       Item::Structure(tag::kKeyValue, {Item::ByteString(tag::kKeyMaterial,
+                                                                         std::move(key_material))}),
+                       Item::Enumeration(tag::kCryptographicAlgorithm, kCryptographicAlgorithmAes),
+                       Item::Integer(tag::kCryptographicLength, bits)});
+  return Item::Structure(
+      tag::kRequestPayload,
+      {Item::Enumeration(tag::kObjectType, kObjectTypeSymmetricKey), std::move(attrs),
+       Item::Structure(tag::kSymmetricKey, {std::move(block)})});
+}
+
+absl::StatusOr<SecretBytes> EncodeRegisterSymmetricKeyRequest(std::string_view name,
+                                                              const SecretBytes& key) {
+  const size_t n = key.size();
+  if (n != 16 && n != 24 && n != 32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KMIP Register: an AES key of ", n, " bytes; want 16, 24 or 32"));
+  }
+  KSH_ASSIGN_OR_RETURN(
+      std::string wire,
+      EncodeRequest(Operation::kRegister, RegisterSymmetricKeyPayload(name, std::string(n, '\0'))));
+  // The Key Material item: tag 42 00 43, type 08 (Byte String), length n, then n zero bytes
+  // (n is a multiple of 8: no padding). It must occur exactly once; a name that happened to
+  // contain the same bytes would make the position ambiguous, so that is refused, not guessed.
+  std::string marker = {'\x42', '\x00', '\x43', '\x08', '\0', '\0', '\0', static_cast<char>(n)};
+  marker.append(n, '\0');
+  const size_t at = wire.find(marker);
+  if (at == std::string::npos || wire.find(marker, at + 1) != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "KMIP Register: cannot place the key in the request unambiguously (unusual object name)");
+  }
+  SecretBytes out = SecretBytes::CopyFrom(wire);
+  std::memcpy(out.UnsafeMutableData() + at + kTtlvHeaderSize, key.UnsafeView().data(), n);
+  return out;
 }
 
 Item LocateByNamePayload(std::string_view name, int32_t max_items) {

@@ -41,6 +41,17 @@ absl::StatusOr<std::string> EncodeRequest(Operation op, Item payload);
 // Cryptographic Length 256, Cryptographic Usage Mask Encrypt|Decrypt, Name (Uninterpreted Text
 // String) `name` — the attribute order PyKMIP's own client uses.
 Item CreateAes256Payload(std::string_view name);
+// Register (§4.3): Object Type Symmetric Key; Template-Attribute with Cryptographic Usage Mask
+// Encrypt|Decrypt and Name `name`; Symmetric Key { Key Block { Key Format Type Raw, Key Value
+// { Key Material }, Cryptographic Algorithm AES, Cryptographic Length 8 * size } } — the layout
+// PyKMIP's own client sends. Algorithm and length travel in the Key Block only (PyKMIP refuses
+// a template attribute that repeats them).
+Item RegisterSymmetricKeyPayload(std::string_view name, std::string key_material);
+// The whole Register request for an AES key of 16, 24 or 32 bytes, in protected memory: the
+// message is encoded with a zero placeholder of the key's size and the key is copied over the
+// placeholder inside the SecretBytes, so key bytes never sit in an ordinary heap buffer.
+absl::StatusOr<SecretBytes> EncodeRegisterSymmetricKeyRequest(std::string_view name,
+                                                              const SecretBytes& key);
 // Locate: Attribute Name = `name`, and Maximum Items when `max_items` > 0.
 Item LocateByNamePayload(std::string_view name, int32_t max_items = 0);
 // Get: Unique Identifier, Key Format Type Raw.

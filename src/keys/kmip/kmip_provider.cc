@@ -91,6 +91,62 @@ absl::StatusOr<std::shared_ptr<const crypto::Aead>> KmipProvider::OpenVersion(
   return std::shared_ptr<const crypto::Aead>(std::move(aead));
 }
 
+absl::StatusOr<SecretBytes> KmipProvider::ExportVersion(const KekContext& ctx,
+                                                        std::string_view material) {
+  KSH_RETURN_IF_ERROR(CheckUid(ctx, material));
+  auto key = client_->GetSymmetricKey(material, kKekSize);
+  if (!key.ok()) {
+    return Annotate(key.status(),
+                    absl::StrCat("exporting KEK version ", ctx.version, " (KMIP object ",
+                                 AV(material), ") from ", client_->endpoint()));
+  }
+  return *std::move(key);
+}
+
+absl::StatusOr<std::string> KmipProvider::ImportVersion(const KekContext& ctx,
+                                                        const SecretBytes& kek) {
+  if (kek.size() != kKekSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KEK version ", ctx.version, " is ", kek.size(), " bytes, want ", kKekSize));
+  }
+  const std::string name = ObjectName(ctx);
+  const std::string where = absl::StrCat("registering restored KEK version ", ctx.version,
+                                         " as KMIP key ", name, " on ", client_->endpoint());
+  auto existing = client_->LocateByName(name);
+  if (!existing.ok()) return Annotate(existing.status(), where);
+  if (!existing->empty()) {
+    log::Warn("kmip.leftover_objects",
+              {{"name", name},
+               {"unique_identifiers", absl::StrJoin(*existing, ",")},
+               {"note", "an object with this name exists already; not reused"}});
+  }
+  auto uid = client_->RegisterSymmetricKey(name, kek);
+  if (!uid.ok()) return Annotate(uid.status(), where);
+  // Until the caller persists the material nothing references the object: on any failure below
+  // remove it so it is not orphaned (it is Pre-Active, or Active and never used).
+  auto discard = [&](const absl::Status& why) {
+    absl::Status revoked = client_->Revoke(*uid);
+    absl::Status destroyed = client_->Destroy(*uid);
+    log::Warn(
+        "kmip.import_failed",
+        {{"name", name},
+         {"unique_identifier", *uid},
+         {"cleanup", destroyed.ok() ? std::string("destroyed") : std::string(destroyed.message())},
+         {"revoke", revoked.ok() ? std::string("ok") : std::string(revoked.message())}});
+    return Annotate(why, absl::StrCat(where, " (", *uid, ")"));
+  };
+  absl::Status activated = client_->Activate(*uid);
+  if (!activated.ok()) return discard(activated);
+  auto back = client_->GetSymmetricKey(*uid, kKekSize);
+  if (!back.ok()) return discard(back.status());
+  if (!back->Equals(kek)) {
+    return discard(absl::InternalError("the KMIP server returned different key bytes"));
+  }
+  log::Info("kmip.key_registered",
+            {{"name", name}, {"unique_identifier", *uid}, {"endpoint", client_->endpoint()}});
+  return *std::move(uid);
+}
+
 absl::Status KmipProvider::Probe() {
   auto r = client_->LocateByName(absl::StrCat(options_.name_prefix, "-probe"), 1);
   if (!r.ok()) return Annotate(r.status(), absl::StrCat("KMIP server ", client_->endpoint()));

@@ -17,6 +17,12 @@
 //    again, with the same provider, once it is back.
 //  - DestroyVersion: Revoke (Cessation of Operation) then Destroy; an object already gone, or
 //    never activated, is fine.
+//  - ExportVersion (backups): one KMIP Get, as OpenVersion; the raw key is returned.
+//  - ImportVersion (restore from a backup): KMIP Register of the KEK as an AES-256 Symmetric Key
+//    named like CreateVersion's, then Activate, then a Get that must return the same bytes; the
+//    material is the new object's Unique Identifier. (Register needs the server to accept
+//    client-supplied key material; PyKMIP 0.10 does. A server that refuses answers with a KMIP
+//    error that is passed on.)
 #pragma once
 
 #include <memory>
@@ -40,6 +46,9 @@ class KmipProvider final : public KeyProvider {
       const KekContext& ctx, std::string_view material) override;
   absl::Status Probe() override;
   absl::Status DestroyVersion(const KekContext& ctx, std::string_view material) override;
+  absl::StatusOr<SecretBytes> ExportVersion(const KekContext& ctx,
+                                            std::string_view material) override;
+  absl::StatusOr<std::string> ImportVersion(const KekContext& ctx, const SecretBytes& kek) override;
 
   // "<name_prefix>-<keyset_id>-<version>".
   std::string ObjectName(const KekContext& ctx) const;

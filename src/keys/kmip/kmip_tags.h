@@ -55,6 +55,7 @@ inline constexpr uint32_t kUniqueIdentifier = 0x420094;
 // Operation (§9.1.3.2).
 enum class Operation : uint32_t {
   kCreate = 0x01,
+  kRegister = 0x03,
   kLocate = 0x08,
   kGet = 0x0A,
   kActivate = 0x12,

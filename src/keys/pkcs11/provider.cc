@@ -79,11 +79,48 @@ class Pkcs11Provider final : public KeyProvider {
   absl::Status Probe() override;
   absl::Status DestroyVersion(const KekContext& ctx, std::string_view material) override;
 
+  // Cached-mode material: one unwrap on the token. Direct-mode keys never leave the HSM.
+  absl::StatusOr<SecretBytes> ExportVersion(const KekContext& ctx,
+                                            std::string_view material) override {
+    if (material.substr(0, kCachedPrefix.size()) == kCachedPrefix) {
+      return UnwrapCached(ctx, material);
+    }
+    if (material.substr(0, kDirectPrefix.size()) == kDirectPrefix) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "pkcs11 direct mode keys are non-extractable: KEK version ", ctx.version, " of keyset ",
+          ctx.keyset_id, " exists only inside token '", options_.token_label,
+          "' and cannot go into a backup file; back the token up with the HSM's own tools"));
+    }
+    return absl::DataLossError(
+        absl::StrCat("KEK version ", ctx.version, " was not made by the pkcs11 provider"));
+  }
+  // Cached mode: wraps the KEK with the master key, exactly as CreateVersion wraps a new one.
+  absl::StatusOr<std::string> ImportVersion(const KekContext& ctx,
+                                            const SecretBytes& kek) override {
+    if (options_.mode != Pkcs11Mode::kCached) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "pkcs11 direct mode keys are non-extractable and generated inside the HSM, so KEK "
+          "version ",
+          ctx.version,
+          " from a backup cannot become one; restore into the pkcs11 provider in "
+          "cached mode (mode: cached) instead"));
+    }
+    if (kek.size() != kKekSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("KEK version ", ctx.version, " is ", kek.size(), " bytes, want ", kKekSize));
+    }
+    return WrapCached(ctx, kek.Clone());
+  }
+
   // Construction-time checks: mechanism support and, in cached mode, a usable master key.
   absl::Status SelfTest();
 
  private:
-  absl::StatusOr<std::string> CreateCached(const KekContext& ctx);
+  absl::StatusOr<std::string> CreateCached(const KekContext& ctx) {
+    return WrapCached(ctx, crypto::RandomSecret(kKekSize));
+  }
+  absl::StatusOr<std::string> WrapCached(const KekContext& ctx, SecretBytes kek);
+  absl::StatusOr<SecretBytes> UnwrapCached(const KekContext& ctx, std::string_view material);
   absl::StatusOr<std::string> CreateDirect(const KekContext& ctx);
   absl::StatusOr<std::shared_ptr<const crypto::Aead>> OpenCached(const KekContext& ctx,
                                                                  std::string_view material);
@@ -136,14 +173,14 @@ absl::Status Pkcs11Provider::SelfTest() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Pkcs11Provider::CreateCached(const KekContext& ctx) {
+absl::StatusOr<std::string> Pkcs11Provider::WrapCached(const KekContext& ctx, SecretBytes kek) {
   struct State {
     SecretBytes kek;
     std::string aad;
     std::string material;
   };
   auto st = std::make_shared<State>();
-  st->kek = crypto::RandomSecret(kKekSize);
+  st->kek = std::move(kek);
   st->aad = KekAad(ctx);
   absl::Status s =
       pool_->Run("wrap a new KEK", [st, master = MasterRef()](OpContext& c) -> absl::Status {
@@ -169,6 +206,13 @@ absl::StatusOr<std::string> Pkcs11Provider::CreateCached(const KekContext& ctx) 
 
 absl::StatusOr<std::shared_ptr<const crypto::Aead>> Pkcs11Provider::OpenCached(
     const KekContext& ctx, std::string_view material) {
+  KSH_ASSIGN_OR_RETURN(SecretBytes kek, UnwrapCached(ctx, material));
+  KSH_ASSIGN_OR_RETURN(auto aead, crypto::AesGcmAead::New(std::move(kek)));
+  return std::shared_ptr<const crypto::Aead>(std::move(aead));
+}
+
+absl::StatusOr<SecretBytes> Pkcs11Provider::UnwrapCached(const KekContext& ctx,
+                                                         std::string_view material) {
   if (material.size() != kCachedMaterialSize) {
     return absl::DataLossError(absl::StrCat("wrapped KEK version ", ctx.version, " has ",
                                             material.size(), " bytes, want ", kCachedMaterialSize));
@@ -203,8 +247,7 @@ absl::StatusOr<std::shared_ptr<const crypto::Aead>> Pkcs11Provider::OpenCached(
   if (st->kek.size() != kKekSize) {
     return absl::DataLossError(absl::StrCat("KEK version ", ctx.version, " has a wrong size"));
   }
-  KSH_ASSIGN_OR_RETURN(auto aead, crypto::AesGcmAead::New(std::move(st->kek)));
-  return std::shared_ptr<const crypto::Aead>(std::move(aead));
+  return std::move(st->kek);
 }
 
 absl::StatusOr<std::string> Pkcs11Provider::CreateDirect(const KekContext& ctx) {

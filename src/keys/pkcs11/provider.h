@@ -30,6 +30,11 @@
 //   the token is healthy (SoftHSM 2.6 reports a bad tag as CKR_GENERAL_ERROR), UNAVAILABLE when
 //   the session / token / device is gone or the call misses its deadline.
 //
+// Backups (keys/backup.h): ExportVersion of cached-mode material is one C_Decrypt with the
+// master key (the KEK exists outside the token in cached mode anyway); ImportVersion in cached
+// mode wraps the given KEK exactly as CreateVersion wraps a new one. Direct mode refuses both
+// with FailedPrecondition ("pkcs11 direct mode keys are non-extractable").
+//
 // Probe() makes real calls on a session: C_GetTokenInfo and an uncached lookup of the master key
 // (cached mode) or a canary encryption with the newest opened version (direct mode). A token that
 // comes back is picked up by the next call or probe, without restart.
