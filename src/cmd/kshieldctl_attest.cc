@@ -30,9 +30,6 @@
 namespace kshield::cmd {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
 constexpr char kDefaultRoot[] = "/etc/kshield/intel_sgx_root_ca.pem";
 constexpr size_t kMaxInput = 1024 * 1024;
 

@@ -28,37 +28,9 @@
 namespace kshield::cmd {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnreachable = 3;
-
-int Fail(const std::string& what, const absl::Status& s) {
-  std::fprintf(stderr, "kshieldctl: %s: %s\n", what.c_str(), std::string(s.message()).c_str());
-  return s.code() == absl::StatusCode::kUnavailable ||
-                 s.code() == absl::StatusCode::kDeadlineExceeded
-             ? kExitUnreachable
-             : kExitFailed;
-}
-
 int Usage(const std::string& what, const std::string& message) {
   std::fprintf(stderr, "kshieldctl: %s: %s\n", what.c_str(), message.c_str());
   return kExitUsage;
-}
-
-std::string Target(const std::string& s) {
-  if (!s.empty() && s[0] == '@') return "unix-abstract:" + s.substr(1);
-  return "unix:" + s;
-}
-
-std::string Time(int64_t unix) {
-  if (unix == 0) return "-";
-  time_t t = static_cast<time_t>(unix);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 // ---- backup -----------------------------------------------------------------------------------
@@ -87,7 +59,7 @@ int RunBackup(const CtlGlobals& g, const BackupFlags& f) {
   }
 
   auto admin = kshield::admin::v1::Admin::NewStub(
-      grpc::CreateChannel(Target(*g.admin_socket), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(UnixTarget(*g.admin_socket), grpc::InsecureChannelCredentials()));
   kshield::admin::v1::BackupRequest req;
   req.set_recipient_public_key_pem(*pem);
   kshield::admin::v1::BackupResponse resp;
@@ -120,14 +92,14 @@ int RunBackup(const CtlGlobals& g, const BackupFlags& f) {
                       {"kek_count", resp.kek_count()},
                       {"recipient_kind", *kind},
                       {"recipient_fingerprint", *fingerprint},
-                      {"created", Time(resp.created_unix())}};
+                      {"created", Rfc3339(resp.created_unix())}};
   Print(*g.format, j, [&] {
     std::printf("backup written: %s (%zu bytes, mode 0600)\n", f.out.c_str(),
                 resp.backup().size());
     std::printf("Keyset:      %s (%u KEK versions, primary %s)\n", resp.keyset_id().c_str(),
                 resp.kek_count(), resp.primary_key_id().c_str());
     std::printf("Recipient:   %s, SHA-256 %s\n", kind->c_str(), fingerprint->c_str());
-    std::printf("Created:     %s\n", Time(resp.created_unix()).c_str());
+    std::printf("Created:     %s\n", Rfc3339(resp.created_unix()).c_str());
   });
   return kExitOk;
 }
@@ -147,7 +119,7 @@ int RunInspect(const CtlGlobals& g, const std::string& file) {
                       {"mode", mode},
                       {"format", h->format},
                       {"keyset_id", h->keyset_id},
-                      {"created", Time(h->created_unix)},
+                      {"created", Rfc3339(h->created_unix)},
                       {"created_unix", h->created_unix},
                       {"recipient_kind", h->recipient_kind},
                       {"recipient_fingerprint", h->recipient_fingerprint},
@@ -156,7 +128,7 @@ int RunInspect(const CtlGlobals& g, const std::string& file) {
   Print(*g.format, j, [&] {
     std::printf("File:        %s (%zu bytes, mode %s)\n", file.c_str(), bytes->size(), mode);
     std::printf("Format:      %u\nKeyset:      %s\nKEK count:   %u\nCreated:     %s\n",
-                h->format, h->keyset_id.c_str(), h->kek_count, Time(h->created_unix).c_str());
+                h->format, h->keyset_id.c_str(), h->kek_count, Rfc3339(h->created_unix).c_str());
     std::printf("Recipient:   %s, SHA-256 %s\n", h->recipient_kind.c_str(),
                 h->recipient_fingerprint.c_str());
     std::printf("(header only, not authenticated until the backup is opened with its identity)\n");
@@ -194,7 +166,7 @@ std::string SiblingKmsBinary() {
 // True if kshield-kms answers on its admin socket.
 bool PluginRunning(const std::string& admin_socket) {
   auto admin = kshield::admin::v1::Admin::NewStub(
-      grpc::CreateChannel(Target(admin_socket), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(UnixTarget(admin_socket), grpc::InsecureChannelCredentials()));
   kshield::admin::v1::KeysetInfoResponse info;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1500));

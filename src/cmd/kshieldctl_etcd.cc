@@ -26,11 +26,6 @@
 namespace kshield::cmd {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnreachable = 3;
-
 struct EtcdFlags {
   std::string endpoints = "127.0.0.1:2379";
   std::string cacert, cert, key;
@@ -51,18 +46,6 @@ struct EtcdFlags {
   std::string backup_file;
   std::string identity_file;
 };
-
-int ExitFor(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kUnavailable ||
-                 s.code() == absl::StatusCode::kDeadlineExceeded
-             ? kExitUnreachable
-             : kExitFailed;
-}
-
-int Fail(const std::string& what, const absl::Status& s) {
-  std::fprintf(stderr, "kshieldctl: %s: %s\n", what.c_str(), std::string(s.message()).c_str());
-  return ExitFor(s);
-}
 
 // Every nlohmann::json dump may throw on invalid UTF-8 in a key; etcd keys of Secrets are
 // ASCII, but a hostile etcd could hold anything. Replace instead of throwing.
@@ -415,11 +398,6 @@ void AddEtcdCommands(CLI::App& app, const CtlGlobals& globals, int* exit_code) {
 
 namespace {
 
-std::string AdminTarget(const std::string& s) {
-  if (!s.empty() && s[0] == '@') return "unix-abstract:" + s.substr(1);
-  return "unix:" + s;
-}
-
 absl::Status FromGrpc(const std::string& what, const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       absl::StrCat(what, ": ", s.error_message()));
@@ -427,7 +405,7 @@ absl::Status FromGrpc(const std::string& what, const grpc::Status& s) {
 
 int RunRetire(const CtlGlobals& g, const EtcdFlags& f, uint32_t version, bool force) {
   auto admin = kshield::admin::v1::Admin::NewStub(
-      grpc::CreateChannel(AdminTarget(*g.admin_socket), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(UnixTarget(*g.admin_socket), grpc::InsecureChannelCredentials()));
   auto deadline = [&] {
     return std::chrono::system_clock::now() +
            std::chrono::milliseconds(static_cast<int64_t>(*g.timeout_s * 1000));

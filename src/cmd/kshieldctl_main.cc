@@ -23,23 +23,19 @@
 #include "common/log.h"
 #include "kms_v2.grpc.pb.h"
 
+using kshield::cmd::kExitFailed;
+using kshield::cmd::kExitUnreachable;
 using kshield::cmd::Print;
+using kshield::cmd::Rfc3339;
+using kshield::cmd::UnixTarget;
 
 namespace {
-
-constexpr int kExitFailed = 1;
-constexpr int kExitUnreachable = 3;
 
 struct Conn {
   std::string socket = "var/run/kshield-kms.sock";
   std::string admin_socket = "var/run/kshield-kms-admin.sock";
   double timeout_s = 5;
 };
-
-std::string Target(const std::string& s) {
-  if (!s.empty() && s[0] == '@') return "unix-abstract:" + s.substr(1);
-  return "unix:" + s;
-}
 
 std::unique_ptr<grpc::ClientContext> Ctx(const Conn& c) {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -56,23 +52,13 @@ int Fail(const std::string& what, const grpc::Status& s) {
              : kExitFailed;
 }
 
-std::string Time(int64_t unix) {
-  if (unix == 0) return "-";
-  time_t t = static_cast<time_t>(unix);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 nlohmann::json InfoJson(const kshield::admin::v1::KeysetInfoResponse& info) {
   nlohmann::json versions = nlohmann::json::array();
   for (const auto& v : info.versions()) {
     versions.push_back({{"version", v.version()},
                         {"state", v.state()},
                         {"key_id", v.key_id()},
-                        {"created", Time(v.created_unix())}});
+                        {"created", Rfc3339(v.created_unix())}});
   }
   return {{"keyset_id", info.keyset_id()},
           {"primary_key_id", info.primary_key_id()},
@@ -87,7 +73,7 @@ void PrintVersionsTable(const kshield::admin::v1::KeysetInfoResponse& info) {
   std::printf("%-8s %-8s %-30s %s\n", "VERSION", "STATE", "KEY_ID", "CREATED");
   for (const auto& v : info.versions()) {
     std::printf("%-8u %-8s %-30s %s\n", v.version(), v.state().c_str(), v.key_id().c_str(),
-                Time(v.created_unix()).c_str());
+                Rfc3339(v.created_unix()).c_str());
   }
 }
 
@@ -148,11 +134,11 @@ int main(int argc, char** argv) {
   if (backup_exit >= 0) return backup_exit;
 
   auto admin = kshield::admin::v1::Admin::NewStub(
-      grpc::CreateChannel(Target(conn.admin_socket), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(UnixTarget(conn.admin_socket), grpc::InsecureChannelCredentials()));
 
   if (status->parsed()) {
     auto kms = ::v2::KeyManagementService::NewStub(
-        grpc::CreateChannel(Target(conn.socket), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(UnixTarget(conn.socket), grpc::InsecureChannelCredentials()));
     ::v2::StatusResponse st;
     grpc::Status kst = kms->Status(Ctx(conn).get(), {}, &st);
     kshield::admin::v1::KeysetInfoResponse info;

@@ -1,5 +1,8 @@
 #include "cmd/output.h"
 
+#include <cstdio>
+#include <ctime>
+
 #include <iostream>
 
 namespace kshield::cmd {
@@ -45,6 +48,33 @@ void Print(const std::string& format, const nlohmann::json& j,
     table();
   }
   std::cout.flush();
+}
+
+int ExitFor(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+                 s.code() == absl::StatusCode::kDeadlineExceeded
+             ? kExitUnreachable
+             : kExitFailed;
+}
+
+int Fail(const std::string& what, const absl::Status& s) {
+  std::fprintf(stderr, "kshieldctl: %s: %s\n", what.c_str(), std::string(s.message()).c_str());
+  return ExitFor(s);
+}
+
+std::string UnixTarget(const std::string& socket) {
+  if (!socket.empty() && socket[0] == '@') return "unix-abstract:" + socket.substr(1);
+  return "unix:" + socket;
+}
+
+std::string Rfc3339(int64_t unix_seconds) {
+  if (unix_seconds == 0) return "-";
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace kshield::cmd
