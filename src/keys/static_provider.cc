@@ -8,6 +8,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "common/base64.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -38,50 +39,18 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 // Strict RFC 4648 §4 decoding (padding required, no whitespace) straight into protected memory,
 // so the key never sits in an ordinary buffer. Returns true only for a well-formed encoding of
 // exactly kStaticKeySize bytes; *decoded_size is set whenever the text is well-formed base64 (so a
-// wrong length can be reported).
+// wrong length can be reported). Non-canonical spellings are refused: one key, one spelling.
 bool DecodeBase64Key(std::string_view text, SecretBytes* out, size_t* decoded_size) {
-  if (text.empty() || text.size() % 4 != 0) return false;
-  size_t pad = 0;
-  if (text.back() == '=') ++pad;
-  if (text.size() >= 2 && text[text.size() - 2] == '=') ++pad;
-  const size_t n = text.size() / 4 * 3 - pad;
-  // Validate fully before allocating and writing anything.
-  for (size_t i = 0; i < text.size() - pad; ++i) {
-    if (Base64Value(text[i]) < 0) return false;
-  }
-  // Non-canonical encodings (stray bits in the last symbol) are refused: one key, one spelling.
-  if (pad == 1 && (Base64Value(text[text.size() - 2]) & 0x3) != 0) return false;
-  if (pad == 2 && (Base64Value(text[text.size() - 3]) & 0xf) != 0) return false;
-  *decoded_size = n;
-  if (n != kStaticKeySize) return false;
-  SecretBytes key(n);
-  uint8_t* dst = key.UnsafeMutableData();
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < text.size() - pad; ++i) {
-    acc = (acc << 6) | static_cast<uint32_t>(Base64Value(text[i]));
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      if (o < n) dst[o++] = static_cast<uint8_t>((acc >> bits) & 0xff);
-    }
-  }
-  OPENSSL_cleanse(&acc, sizeof(acc));
-  *out = std::move(key);
-  return o == n;
+  absl::StatusOr<SecretBytes> key =
+      Base64DecodeSecret(text, {.padding = Base64Padding::kRequired});
+  if (!key.ok()) return false;
+  *decoded_size = key->size();
+  if (key->size() != kStaticKeySize) return false;
+  *out = std::move(*key);
+  return true;
 }
 
 // Parses a version token: decimal, 1..kMaxVersion, no leading zeros.

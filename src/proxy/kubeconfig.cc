@@ -9,76 +9,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/base64.h"
 #include "common/status.h"
 
 namespace kshield::kubectl {
 namespace {
-
-// --- base64 --------------------------------------------------------------------------------------
-
-int B64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-bool IsB64Space(char c) { return c == '\n' || c == '\r' || c == ' ' || c == '\t'; }
-
-// Validates `text` and returns the decoded length; DecodeInto then cannot fail.
-absl::StatusOr<size_t> Base64DecodedSize(std::string_view text) {
-  size_t symbols = 0, pad = 0;
-  for (char c : text) {
-    if (IsB64Space(c)) continue;
-    if (c == '=') {
-      ++pad;
-      continue;
-    }
-    if (pad > 0) return absl::InvalidArgumentError("base64: data after '=' padding");
-    if (B64Value(c) < 0) return absl::InvalidArgumentError("base64: invalid character");
-    ++symbols;
-  }
-  if (symbols % 4 == 1) return absl::InvalidArgumentError("base64: truncated input");
-  if (pad > 2 || (pad > 0 && (symbols + pad) % 4 != 0)) {
-    return absl::InvalidArgumentError("base64: bad padding");
-  }
-  if (symbols == 0) return absl::InvalidArgumentError("base64: empty");
-  // The unused low bits of the last symbol must be zero (one canonical encoding).
-  size_t rem = symbols % 4;
-  if (rem != 0) {
-    char last = 0;
-    for (auto it = text.rbegin(); it != text.rend(); ++it) {
-      if (!IsB64Space(*it) && *it != '=') {
-        last = *it;
-        break;
-      }
-    }
-    const int v = B64Value(last);
-    if ((rem == 2 && (v & 0x0f) != 0) || (rem == 3 && (v & 0x03) != 0)) {
-      return absl::InvalidArgumentError("base64: non-zero trailing bits");
-    }
-  }
-  return symbols / 4 * 3 + (rem == 0 ? 0 : rem - 1);
-}
-
-void DecodeInto(std::string_view text, uint8_t* out) {
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t n = 0;
-  for (char c : text) {
-    const int v = B64Value(c);
-    if (v < 0) continue;  // whitespace and padding (validated before)
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = static_cast<uint8_t>(acc >> bits);
-    }
-  }
-  OPENSSL_cleanse(&acc, sizeof(acc));
-}
 
 // --- YAML helpers (all called inside ParseKubeconfig's try block) ------------------------------
 
@@ -410,45 +345,18 @@ absl::StatusOr<ParsedKubeconfig> ParseRoot(const YAML::Node& root, const ImportO
 
 }  // namespace
 
+// kubeconfig data fields: standard alphabet, '=' optional, line breaks tolerated.
+constexpr Base64Options kKubeconfigBase64{.allow_whitespace = true};
+
 absl::StatusOr<SecretBytes> DecodeBase64Secret(std::string_view text) {
-  KSH_ASSIGN_OR_RETURN(size_t n, Base64DecodedSize(text));
-  SecretBytes out(n);
-  DecodeInto(text, out.UnsafeMutableData());
-  return out;
+  return Base64DecodeSecret(text, kKubeconfigBase64);
 }
 
 absl::StatusOr<std::string> DecodeBase64(std::string_view text) {
-  KSH_ASSIGN_OR_RETURN(size_t n, Base64DecodedSize(text));
-  std::string out(n, '\0');
-  DecodeInto(text, reinterpret_cast<uint8_t*>(out.data()));
-  return out;
+  return Base64Decode(text, kKubeconfigBase64);
 }
 
-std::string EncodeBase64(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[k])); };
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t v = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
-    for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(v >> s) & 63]);
-  }
-  if (bytes.size() - i == 1) {
-    uint32_t v = b(i) << 16;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.append("==");
-  } else if (bytes.size() - i == 2) {
-    uint32_t v = (b(i) << 16) | (b(i + 1) << 8);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back('=');
-  }
-  return out;
-}
+std::string EncodeBase64(std::string_view bytes) { return Base64Encode(bytes); }
 
 absl::StatusOr<ParsedKubeconfig> ParseKubeconfig(std::string_view yaml,
                                                  const ImportOptions& options) {
