@@ -2,6 +2,7 @@
 // and `static` providers: round trips with X25519 and RSA-3072 recipients (keys generated with
 // OpenSSL here), refusals, a mutation test over one valid file, and a full backup -> wipe ->
 // restore under another sealing key.
+#include "common/testing/test_keys.h"
 #include "keys/backup.h"
 
 #include <openssl/bio.h>
@@ -42,46 +43,18 @@ using v1::KeysetRecord;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
-struct TestKey {
-  SecretBytes private_pem;
-  std::string public_pem;
-};
-
-std::string BioString(BIO* bio) {
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(len));
-}
-
-// `alg`: "X25519", "RSA" (with bits) or "EC" (P-256); generated with OpenSSL.
-TestKey Generate(const char* alg, size_t bits = 0) {
-  EVP_PKEY* key = std::string(alg) == "RSA"  ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", bits)
-                  : std::string(alg) == "EC" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")
-                                             : EVP_PKEY_Q_keygen(nullptr, nullptr, alg);
-  if (key == nullptr) abort();
-  BIO* priv = BIO_new(BIO_s_mem());
-  BIO* pub = BIO_new(BIO_s_mem());
-  if (PEM_write_bio_PrivateKey(priv, key, nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
-      PEM_write_bio_PUBKEY(pub, key) != 1) {
-    abort();
-  }
-  TestKey out{SecretBytes::CopyFrom(BioString(priv)), BioString(pub)};
-  BIO_free(priv);
-  BIO_free(pub);
-  EVP_PKEY_free(key);
-  return out;
-}
+using kshield::testing::TestKey;
 
 const TestKey& X25519() {
-  static const TestKey* k = new TestKey(Generate("X25519"));
+  static const TestKey* k = new TestKey(kshield::testing::GenerateTestKey("X25519"));
   return *k;
 }
 const TestKey& OtherX25519() {
-  static const TestKey* k = new TestKey(Generate("X25519"));
+  static const TestKey* k = new TestKey(kshield::testing::GenerateTestKey("X25519"));
   return *k;
 }
 const TestKey& Rsa3072() {
-  static const TestKey* k = new TestKey(Generate("RSA", 3072));
+  static const TestKey* k = new TestKey(kshield::testing::GenerateTestKey("RSA", 3072));
   return *k;
 }
 
@@ -218,8 +191,8 @@ TEST(BackupTest, SmallRsaAndEcRecipientsAreRefused) {
     std::string want;
   };
   const Case cases[] = {
-      {Generate("RSA", 2048).public_pem, "RSA-2048"},
-      {Generate("EC").public_pem, "unsupported type"},
+      {kshield::testing::GenerateTestKey("RSA", 2048).public_pem, "RSA-2048"},
+      {kshield::testing::GenerateTestKey("EC").public_pem, "unsupported type"},
       {"", "PEM"},
   };
   for (const Case& c : cases) {

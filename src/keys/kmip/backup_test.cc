@@ -1,6 +1,7 @@
 // ExportVersion / ImportVersion of the kmip provider against a real PyKMIP server (the fixture of
 // tests/kmip_provider_test.cc): a keyset backed up from one server is restored, by KMIP Register,
 // onto a fresh server with an empty database, and every earlier ciphertext decrypts.
+#include "common/testing/test_keys.h"
 #include "keys/backup.h"
 
 #include <gtest/gtest.h>
@@ -33,30 +34,7 @@ using ::testing::HasSubstr;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
-struct Identity {
-  SecretBytes private_pem;
-  std::string public_pem;
-};
-
-Identity RsaIdentity() {
-  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{3072});
-  BIO* priv = BIO_new(BIO_s_mem());
-  BIO* pub = BIO_new(BIO_s_mem());
-  if (key == nullptr ||
-      PEM_write_bio_PrivateKey(priv, key, nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
-      PEM_write_bio_PUBKEY(pub, key) != 1) {
-    abort();
-  }
-  char* d = nullptr;
-  long n = BIO_get_mem_data(priv, &d);
-  Identity id{SecretBytes::CopyFrom(std::string_view(d, static_cast<size_t>(n))), ""};
-  n = BIO_get_mem_data(pub, &d);
-  id.public_pem.assign(d, static_cast<size_t>(n));
-  BIO_free(priv);
-  BIO_free(pub);
-  EVP_PKEY_free(key);
-  return id;
-}
+using Identity = kshield::testing::TestKey;
 
 class KmipBackupTest : public ::testing::Test {
  protected:
@@ -90,7 +68,7 @@ TEST_F(KmipBackupTest, BackupFromOneServerRestoresOntoAFreshOne) {
     std::lock_guard<std::mutex> lock(mu);
     lines.emplace_back(line);
   });
-  const Identity identity = RsaIdentity();
+  const Identity identity = kshield::testing::GenerateTestKey("RSA", 3072);
   std::vector<Wrapped> wrapped;
   std::vector<std::string> keks;
   std::string file;

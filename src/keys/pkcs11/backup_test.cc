@@ -2,6 +2,7 @@
 // test in a temp SOFTHSM2_CONF, master keys from opensc's pkcs11-tool, as in
 // tests/pkcs11_provider_test.cc): cached mode backs up and restores onto a token with another
 // master key; direct mode refuses both directions.
+#include "common/testing/test_keys.h"
 #include "keys/backup.h"
 
 #include <openssl/bio.h>
@@ -37,30 +38,7 @@ constexpr char kMaster[] = "kshield-master";
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
-struct Identity {
-  SecretBytes private_pem;
-  std::string public_pem;
-};
-
-Identity X25519Identity() {
-  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519");
-  BIO* priv = BIO_new(BIO_s_mem());
-  BIO* pub = BIO_new(BIO_s_mem());
-  if (key == nullptr ||
-      PEM_write_bio_PrivateKey(priv, key, nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
-      PEM_write_bio_PUBKEY(pub, key) != 1) {
-    abort();
-  }
-  char* d = nullptr;
-  long n = BIO_get_mem_data(priv, &d);
-  Identity id{SecretBytes::CopyFrom(std::string_view(d, static_cast<size_t>(n))), ""};
-  n = BIO_get_mem_data(pub, &d);
-  id.public_pem.assign(d, static_cast<size_t>(n));
-  BIO_free(priv);
-  BIO_free(pub);
-  EVP_PKEY_free(key);
-  return id;
-}
+using Identity = kshield::testing::TestKey;
 
 class LogCapture {
  public:
@@ -109,7 +87,7 @@ class Pkcs11BackupTest : public ::testing::Test {
 };
 
 TEST_F(Pkcs11BackupTest, CachedBackupRestoresOntoAnotherTokenAndMasterKey) {
-  const Identity identity = X25519Identity();
+  const Identity identity = kshield::testing::GenerateTestKey("X25519");
   struct Issued {
     Wrapped w;
     std::string dek;
