@@ -69,6 +69,27 @@ TEST(Pkcs11Options, EveryKeySet) {
   EXPECT_EQ(o.mode, Pkcs11Mode::kCached);
 }
 
+TEST(Pkcs11Options, TimeoutSpellings) {
+  const std::pair<const char*, int64_t> good[] = {
+      {"2", 2000},                                     // a bare number is seconds
+      {"0.5", 500},     {"1.5s", 1500}, {"10ms", 10},  // the minimum is inclusive
+      {"300s", 300000}, {"5m", 300000},                // and so is the maximum
+      {"1m30s", 90000}, {"+2s", 2000},
+  };
+  for (const auto& [text, ms] : good) {
+    Pkcs11Options o;
+    absl::Status s = Parse(std::string(kBase) + "timeout: " + text + "\n", &o);
+    ASSERT_TRUE(s.ok()) << text << ": " << s;
+    EXPECT_EQ(o.timeout, std::chrono::milliseconds(ms)) << text;
+  }
+  for (const char* text : {"9.9ms", "300001ms", "nan", "1e3ms", "2x", "\"2 s\""}) {
+    Pkcs11Options o;
+    absl::Status s = Parse(std::string(kBase) + "timeout: " + text + "\n", &o);
+    EXPECT_FALSE(s.ok()) << text;
+    EXPECT_THAT(Msg(s), HasSubstr("pkcs11 option \"timeout\": ")) << text;
+  }
+}
+
 struct BadCase {
   const char* name;
   std::string yaml;
@@ -164,6 +185,25 @@ TEST_F(Pkcs11PinTest, PinFile0644IsRefusedWithoutShowingThePin) {
   EXPECT_THAT(Msg(pin.status()), Not(HasSubstr("visible-pin-123")));
   o.pin_file = WriteFile("pin-g", "x\n", 0640);
   EXPECT_FALSE(LoadPkcs11Pin(o).ok());
+}
+
+// A Kubernetes Secret volume (defaultMode: 0400): pin -> ..data/pin -> ..<timestamp>/pin.
+TEST_F(Pkcs11PinTest, PinFromASecretVolumeThroughSymlinks) {
+  ASSERT_EQ(mkdir(tmp_.Sub("..2026_11_28_06_00_00.123").c_str(), 0755), 0);
+  WriteFile("..2026_11_28_06_00_00.123/pin", "k8s-pin\n", 0400);
+  ASSERT_EQ(symlink("..2026_11_28_06_00_00.123", tmp_.Sub("..data").c_str()), 0);
+  ASSERT_EQ(symlink("..data/pin", tmp_.Sub("pin").c_str()), 0);
+  Pkcs11Options o;
+  o.pin_file = tmp_.Sub("pin");
+  auto pin = LoadPkcs11Pin(o);
+  ASSERT_TRUE(pin.ok()) << pin.status();
+  EXPECT_EQ(std::string(pin->UnsafeStringView()), "k8s-pin");
+  // The kubelet's default mode (0644) is still refused, behind the links too.
+  ASSERT_EQ(chmod(tmp_.Sub("..2026_11_28_06_00_00.123/pin").c_str(), 0644), 0);
+  pin = LoadPkcs11Pin(o);
+  ASSERT_FALSE(pin.ok());
+  EXPECT_THAT(Msg(pin.status()), HasSubstr("has mode 0644"));
+  EXPECT_THAT(Msg(pin.status()), Not(HasSubstr("k8s-pin")));
 }
 
 TEST_F(Pkcs11PinTest, EmptyOrMissingPinFileIsAnError) {

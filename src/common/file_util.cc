@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,7 +19,6 @@ absl::Status ErrnoStatus(std::string_view what, const std::string& path, int err
   return absl::Status(err == ENOENT ? absl::StatusCode::kNotFound : absl::StatusCode::kInternal,
                       absl::StrCat(AV(what), " ", path, ": ", ErrnoString(err)));
 }
-
 
 std::string DirName(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -111,24 +111,142 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path, size_t max_
   return out;
 }
 
-absl::Status CheckPrivateFile(const std::string& path) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path, errno);
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+namespace {
+
+// Owns a descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
   }
-  if ((st.st_mode & 077) != 0) {
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string ReadLink(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof(buf));
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+const char* KindOf(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+// Opens `path` (following symlinks) and checks the opened file. Every check is on the descriptor
+// (fstat), so nothing can be swapped in between the check and the caller's read.
+absl::StatusOr<Fd> OpenPrivateFile(const std::string& path, struct stat* st) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below); no effect on the
+  // reads of a regular file. O_NOCTTY: a terminal device never becomes our controlling tty.
+  int raw = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (raw < 0) {
+    const int err = errno;
+    struct stat link;
+    if (err == ENOENT && lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+      return absl::NotFoundError(absl::StrCat(path, " is a dangling symlink (to ", ReadLink(path),
+                                              ", which does not exist)"));
+    }
+    struct stat target;
+    if (err == ENXIO && stat(path.c_str(), &target) == 0 && S_ISSOCK(target.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is a socket; a private file must be a regular file"));
+    }
+    return ErrnoStatus("opening", path, err);
+  }
+  Fd fd(raw);
+  if (fstat(raw, st) != 0) return ErrnoStatus("stat", path, errno);
+
+  // Name the file that was actually opened when `path` itself is a symlink (the Kubernetes
+  // Secret volume layout), so a refusal points at what to fix.
+  std::string name = path;
+  struct stat link;
+  const bool symlink = lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode);
+  if (symlink) {
+    std::string target = ReadLink(absl::StrCat("/proc/self/fd/", raw));  // the opened file
+    if (target.empty()) target = ReadLink(path);                         // no /proc: one hop
+    absl::StrAppend(&name, " (a symlink to ", target, ")");
+  }
+  if (!S_ISREG(st->st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " is ", KindOf(st->st_mode), "; a private file must be a regular file"));
+  }
+  if ((st->st_mode & 077) != 0) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s has mode %04o; key files must not be readable or writable by group or others "
-        "(chmod 600)",
-        path, st.st_mode & 07777));
+        "(chmod 600%s)",
+        name, st->st_mode & 07777,
+        symlink ? "; for a Kubernetes Secret volume: defaultMode 0400 and no fsGroup" : ""));
   }
-  if (st.st_uid != geteuid() && st.st_uid != 0) {
+  if (st->st_uid != geteuid() && st->st_uid != 0) {
     return absl::FailedPreconditionError(
-        absl::StrFormat("%s is owned by uid %d, not by this process (uid %d)", path, st.st_uid,
-                        geteuid()));
+        absl::StrFormat("%s is owned by uid %d, not by this process (uid %d) or root", name,
+                        st->st_uid, geteuid()));
+  }
+  return fd;
+}
+
+// Reads exactly up to `size` bytes into `buf` (fewer if the file is shorter now); returns the
+// count.
+absl::StatusOr<size_t> ReadUpTo(int fd, const std::string& path, uint8_t* buf, size_t size) {
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, buf + got, size - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("reading", path, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
+absl::Status CheckSize(const std::string& path, const struct stat& st, size_t max_bytes) {
+  if (static_cast<size_t>(st.st_size) > max_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s is %d bytes, more than the %d allowed", path, st.st_size, max_bytes));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckPrivateFile(const std::string& path) {
+  struct stat st;
+  return OpenPrivateFile(path, &st).status();
+}
+
+absl::StatusOr<SecretBytes> ReadPrivateFile(const std::string& path, size_t max_bytes) {
+  struct stat st;
+  KSH_ASSIGN_OR_RETURN(Fd fd, OpenPrivateFile(path, &st));
+  KSH_RETURN_IF_ERROR(CheckSize(path, st, max_bytes));
+  SecretBytes out(static_cast<size_t>(st.st_size));
+  KSH_ASSIGN_OR_RETURN(size_t got, ReadUpTo(fd.get(), path, out.UnsafeMutableData(), out.size()));
+  if (got < out.size()) return SecretBytes::CopyFrom(out.UnsafeView().subspan(0, got));
+  return out;
+}
+
+absl::StatusOr<std::string> ReadPrivateFileBounded(const std::string& path, size_t max_bytes) {
+  struct stat st;
+  KSH_ASSIGN_OR_RETURN(Fd fd, OpenPrivateFile(path, &st));
+  KSH_RETURN_IF_ERROR(CheckSize(path, st, max_bytes));
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  KSH_ASSIGN_OR_RETURN(
+      size_t got, ReadUpTo(fd.get(), path, reinterpret_cast<uint8_t*>(out.data()), out.size()));
+  out.resize(got);
+  return out;
 }
 
 absl::Status MakeDirs(const std::string& path, mode_t mode) {

@@ -51,8 +51,7 @@ absl::StatusOr<v1::KeysetRecord> FileKeysetStore::Decode(std::string_view bytes)
 absl::StatusOr<std::optional<v1::KeysetRecord>> FileKeysetStore::Load() {
   RemoveStaleTempFiles();
   if (!FileExists(path_)) return std::optional<v1::KeysetRecord>();
-  KSH_RETURN_IF_ERROR(CheckPrivateFile(path_));
-  KSH_ASSIGN_OR_RETURN(std::string bytes, ReadFileBounded(path_, kMaxFileSize));
+  KSH_ASSIGN_OR_RETURN(std::string bytes, ReadPrivateFileBounded(path_, kMaxFileSize));
   auto record = Decode(bytes);
   if (!record.ok()) return Annotate(record.status(), path_);
   return std::optional<v1::KeysetRecord>(std::move(*record));

@@ -176,21 +176,19 @@ absl::StatusOr<StaticKeys> LoadStaticKeys(const StaticKeysOptions& options) {
   auto in_file = [&](const absl::Status& s) {
     return Annotate(s, absl::StrCat("static keys file ", path));
   };
-  KSH_RETURN_IF_ERROR(in_file(CheckPrivateFile(path)));
-  auto raw = ReadFileBounded(path, kMaxStaticKeysFileSize + kStaticKeysSealedMagic.size() +
-                                       crypto::kAesGcmNonceSize + crypto::kAesGcmTagSize);
-  if (!raw.ok()) return in_file(raw.status());
-  absl::Cleanup clear_raw = [&] { Cleanse(*raw); };
+  auto file = ReadPrivateFile(path, kMaxStaticKeysFileSize + kStaticKeysSealedMagic.size() +
+                                        crypto::kAesGcmNonceSize + crypto::kAesGcmTagSize);
+  if (!file.ok()) return in_file(file.status());
+  const std::string_view raw = file->UnsafeStringView();
 
-  const bool sealed = std::string_view(*raw).substr(0, kStaticKeysSealedMagic.size()) ==
-                      kStaticKeysSealedMagic;
+  const bool sealed = raw.substr(0, kStaticKeysSealedMagic.size()) == kStaticKeysSealedMagic;
   if (!sealed) {
     if (options.require_sealed) {
       return absl::FailedPreconditionError(absl::StrCat(
           "static keys file ", path,
           " is not sealed, and sealed keys are required; seal it to this platform first"));
     }
-    return ParseStaticKeysWithContext(*raw, absl::StrCat("static keys file ", path));
+    return ParseStaticKeysWithContext(raw, absl::StrCat("static keys file ", path));
   }
 
   if (options.platform == nullptr) {
@@ -198,8 +196,7 @@ absl::StatusOr<StaticKeys> LoadStaticKeys(const StaticKeysOptions& options) {
         "static keys file ", path, " is sealed, but no TEE platform was given to unseal it"));
   }
   KSH_ASSIGN_OR_RETURN(auto aead, SealingAead(*options.platform));
-  auto plain = aead->Decrypt(std::string_view(*raw).substr(kStaticKeysSealedMagic.size()),
-                             kStaticKeysSealedMagic);
+  auto plain = aead->Decrypt(raw.substr(kStaticKeysSealedMagic.size()), kStaticKeysSealedMagic);
   if (!plain.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot unseal static keys file ", path,

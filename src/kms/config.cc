@@ -6,28 +6,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/duration.h"
 #include "common/file_util.h"
 #include "common/status.h"
 
 namespace kshield::kms {
 
-absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view s_in) {
-  absl::string_view s = AV(s_in);
-  absl::string_view num = s;
-  double scale_ms = 1000;
-  if (absl::ConsumeSuffix(&num, "ms")) {
-    scale_ms = 1;
-  } else if (absl::ConsumeSuffix(&num, "s")) {
-    scale_ms = 1000;
-  } else if (absl::ConsumeSuffix(&num, "m")) {
-    scale_ms = 60000;
-  }
-  double v = 0;
-  if (num.empty() || !absl::SimpleAtod(num, &v) || v < 0 || v > 86400.0 * 1000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid duration \"", s, "\" (examples: 5s, 500ms, 2m)"));
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(v * scale_ms));
+absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view s,
+                                                        std::string_view field) {
+  // The upper bound is the largest value the former parser took ("86400000m"); ValidateConfig
+  // and the flags' users apply the real limits.
+  KSH_ASSIGN_OR_RETURN(absl::Duration d,
+                       kshield::ParseDuration(s, {.field = field,
+                                                  .max = absl::Minutes(86400000),
+                                                  .allow_bare_number = true,
+                                                  .bare_number_unit = absl::Seconds(1)}));
+  return absl::ToChronoMilliseconds(d);
 }
 
 absl::StatusOr<mode_t> ParseMode(std::string_view s_in) {
@@ -118,9 +112,9 @@ absl::Status ApplyYamlConfig(std::string_view yaml, KmsConfig* c) {
     } else if (key == "log_level") {
       c->log_level = s;
     } else if (key == "probe_interval") {
-      KSH_ASSIGN_OR_RETURN(c->probe_interval, ParseDuration(s));
+      KSH_ASSIGN_OR_RETURN(c->probe_interval, ParseDuration(s, key));
     } else if (key == "shutdown_grace") {
-      KSH_ASSIGN_OR_RETURN(c->shutdown_grace, ParseDuration(s));
+      KSH_ASSIGN_OR_RETURN(c->shutdown_grace, ParseDuration(s, key));
     } else if (key == "max_connections") {
       if (!absl::SimpleAtoi(s, &c->max_connections)) {
         return absl::InvalidArgumentError("max_connections must be an integer");

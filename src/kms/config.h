@@ -57,8 +57,10 @@ inline constexpr const char* kProviderNames[] = {"local", "pkcs11", "kmip", "sta
 absl::Status ApplyYamlConfig(std::string_view yaml, KmsConfig* config);
 absl::Status LoadConfigFile(const std::string& path, KmsConfig* config);
 
-// "5s", "500ms", "2m", or a bare number of seconds.
-absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view s);
+// "5s", "500ms", "2m", "1h30m", "1.5s", or a bare number of seconds (common/duration.h); errors
+// start with "<field>: " when `field` is given.
+absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view s,
+                                                        std::string_view field = "");
 // "0600", "660", "0o660".
 absl::StatusOr<mode_t> ParseMode(std::string_view s);
 

@@ -86,5 +86,25 @@ TEST(ConfigTest, Durations) {
   EXPECT_FALSE(ParseDuration("s").ok());
 }
 
+// Spellings the former parser took without a test, and the Go-style ones common/duration.h adds.
+TEST(ConfigTest, DurationSpellings) {
+  EXPECT_EQ(ParseDuration("1.5s")->count(), 1500);
+  EXPECT_EQ(ParseDuration("0.5")->count(), 500);
+  EXPECT_EQ(ParseDuration(".5m")->count(), 30000);
+  EXPECT_EQ(ParseDuration("+5s")->count(), 5000);
+  EXPECT_EQ(ParseDuration("0")->count(), 0);
+  EXPECT_EQ(ParseDuration("1h30m")->count(), 5400000);
+  EXPECT_EQ(ParseDuration("86400000m")->count(), int64_t{86400000} * 60000);  // the old ceiling
+  for (const char* bad : {"nan", "inf", "5 s", "1e3ms", "-5s", "5S", "99999999999h"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+  // Errors from the config file name the key.
+  KmsConfig c;
+  absl::Status s = ApplyYamlConfig("shutdown_grace: 5x\n", &c);
+  EXPECT_NE(s.message().find("shutdown_grace: invalid duration \"5x\": unknown unit"),
+            std::string::npos)
+      << s;
+}
+
 }  // namespace
 }  // namespace kshield::kms

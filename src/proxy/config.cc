@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/duration.h"
 #include "common/file_util.h"
 #include "common/status.h"
 
@@ -143,17 +144,7 @@ absl::StatusOr<std::string> PathValue(const YAML::Node& node, const std::string&
 absl::StatusOr<absl::Duration> DurationValue(const YAML::Node& node, const std::string& where,
                                              absl::Duration min, absl::Duration max) {
   KSH_ASSIGN_OR_RETURN(std::string s, Scalar(node, where));
-  absl::Duration d;
-  if (!absl::ParseDuration(s, &d) || s == "0" || s == "inf" || s == "-inf") {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": invalid duration \"", s, "\" (examples: 30s, 10m, 1h)"));
-  }
-  if (d < min || d > max) {
-    return absl::InvalidArgumentError(absl::StrCat(where, ": ", s, " is out of range [",
-                                                   absl::FormatDuration(min), ", ",
-                                                   absl::FormatDuration(max), "]"));
-  }
-  return d;
+  return ParseDuration(s, {.field = where, .min = min, .max = max});  // a unit is required
 }
 
 absl::StatusOr<int> IntValue(const YAML::Node& node, const std::string& where, int min, int max) {

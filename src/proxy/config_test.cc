@@ -158,6 +158,27 @@ TEST(DaemonConfigTest, TildeExpandsToHome) {
   EXPECT_EQ(c->relay->ca_file, "/home/alice/relay-ca.pem");
 }
 
+// Go-style spellings (common/duration.h) beyond the ones in kValid; the bounds are inclusive.
+TEST(DaemonConfigTest, DurationSpellings) {
+  const std::pair<const char*, absl::Duration> good[] = {
+      {"token_ttl: 1h30m", absl::Minutes(90)}, {"token_ttl: 1.5h", absl::Minutes(90)},
+      {"token_ttl: +90s", absl::Seconds(90)},  {"token_ttl: 0.5m", absl::Seconds(30)},
+      {"token_ttl: 30s", absl::Seconds(30)},   {"token_ttl: 24h", absl::Hours(24)},
+  };
+  for (const auto& [line, want] : good) {
+    absl::StatusOr<DaemonConfig> c = ParseDaemonConfig(Mutate("token_ttl: 10m", line));
+    ASSERT_TRUE(c.ok()) << line << ": " << c.status();
+    EXPECT_EQ(c->token_ttl, want) << line;
+  }
+  absl::StatusOr<DaemonConfig> c =
+      ParseDaemonConfig(Mutate("    renew_before: 20m", "    renew_before: 1h30m"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(*c->clusters[0].renew_before.fixed, absl::Minutes(90));
+  ExpectError(Mutate("token_ttl: 10m", "token_ttl: inf"), "token_ttl: invalid duration");
+  ExpectError(Mutate("token_ttl: 10m", "token_ttl: 0"), "token_ttl: invalid duration");
+  ExpectError(Mutate("token_ttl: 10m", "token_ttl: 10M"), "unknown unit \"M\"");
+}
+
 struct Mutation {
   const char* from;
   const char* to;

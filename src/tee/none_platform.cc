@@ -20,16 +20,11 @@ absl::StatusOr<SecretBytes> NonePlatform::SealingKey() {
     log::Info("tee.sealing_key_created", {{"platform", "none"}, {"path", path}});
     return key;
   }
-  KSH_RETURN_IF_ERROR(CheckPrivateFile(path));
-  KSH_ASSIGN_OR_RETURN(std::string raw, ReadFileBounded(path, 1024));
-  if (raw.size() != kSealingKeySize) {
-    size_t n = raw.size();
-    std::fill(raw.begin(), raw.end(), '\0');
-    return absl::DataLossError(absl::StrCat("sealing key file ", path, " holds ", n,
+  KSH_ASSIGN_OR_RETURN(SecretBytes key, ReadPrivateFile(path, 1024));
+  if (key.size() != kSealingKeySize) {
+    return absl::DataLossError(absl::StrCat("sealing key file ", path, " holds ", key.size(),
                                             " bytes, expected ", kSealingKeySize));
   }
-  SecretBytes key = SecretBytes::CopyFrom(raw);
-  std::fill(raw.begin(), raw.end(), '\0');
   return key;
 }
 

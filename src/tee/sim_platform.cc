@@ -248,16 +248,11 @@ absl::StatusOr<SecretBytes> LoadOrCreateSecret(const std::string& data_dir) {
     log::Info("tee.sim_machine_created", {{"path", path}});
     return s;
   }
-  KSH_RETURN_IF_ERROR(CheckPrivateFile(path));
-  KSH_ASSIGN_OR_RETURN(std::string raw, ReadFileBounded(path, 1024));
-  if (raw.size() != 32) {
-    const size_t n = raw.size();
-    std::fill(raw.begin(), raw.end(), '\0');
+  KSH_ASSIGN_OR_RETURN(SecretBytes s, ReadPrivateFile(path, 1024));
+  if (s.size() != 32) {
     return absl::DataLossError(
-        absl::StrCat("sim machine secret ", path, " holds ", n, " bytes, expected 32"));
+        absl::StrCat("sim machine secret ", path, " holds ", s.size(), " bytes, expected 32"));
   }
-  SecretBytes s = SecretBytes::CopyFrom(raw);
-  std::fill(raw.begin(), raw.end(), '\0');
   return s;
 }
 

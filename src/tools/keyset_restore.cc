@@ -40,11 +40,9 @@ absl::Status CheckSameKek(const SecretBytes& kek, const crypto::Aead& opened,
 }  // namespace
 
 absl::StatusOr<SecretBytes> ReadIdentityFile(const std::string& path) {
-  KSH_RETURN_IF_ERROR(Annotate(CheckPrivateFile(path), "identity (private key) file"));
-  KSH_ASSIGN_OR_RETURN(std::string pem, ReadFileBounded(path, kMaxIdentityFileBytes));
-  SecretBytes out = SecretBytes::CopyFrom(pem);
-  OPENSSL_cleanse(pem.data(), pem.size());
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
+  absl::StatusOr<SecretBytes> out = ReadPrivateFile(path, kMaxIdentityFileBytes);
+  if (!out.ok()) return Annotate(out.status(), "identity (private key) file");
+  if (out->empty()) return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
   return out;
 }
 

@@ -7,7 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
+#include "common/duration.h"
 #include "common/file_util.h"
 #include "common/status.h"
 #include "openssl/crypto.h"
@@ -27,25 +27,13 @@ absl::Status KeyError(std::string_view key, std::string_view what) {
 }
 
 absl::StatusOr<std::chrono::milliseconds> ParseTimeout(std::string_view key, std::string_view s) {
-  absl::string_view num = AV(s);
-  double scale_ms = 1000;  // a bare number is seconds
-  if (absl::ConsumeSuffix(&num, "ms")) {
-    scale_ms = 1;
-  } else if (absl::ConsumeSuffix(&num, "s")) {
-    scale_ms = 1000;
-  } else if (absl::ConsumeSuffix(&num, "m")) {
-    scale_ms = 60000;
-  }
-  double v = 0;
-  if (num.empty() || !absl::SimpleAtod(num, &v) || !(v >= 0)) {
-    return KeyError(key, absl::StrCat("invalid duration \"", AV(s), "\" (examples: 500ms, 2s)"));
-  }
-  const double ms = v * scale_ms;
-  if (ms < kMinTimeout.count() || ms > kMaxTimeout.count()) {
-    return KeyError(key, absl::StrCat("must be between ", kMinTimeout.count(), "ms and ",
-                                      kMaxTimeout.count() / 1000, "s"));
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(ms));
+  const std::string field = absl::StrCat("pkcs11 option \"", AV(key), "\"");
+  KSH_ASSIGN_OR_RETURN(absl::Duration d, ParseDuration(s, {.field = field,
+                                                           .min = absl::FromChrono(kMinTimeout),
+                                                           .max = absl::FromChrono(kMaxTimeout),
+                                                           .allow_bare_number = true,  // seconds
+                                                           .bare_number_unit = absl::Seconds(1)}));
+  return absl::ToChronoMilliseconds(d);
 }
 
 absl::Status ParseNode(const YAML::Node& node, Pkcs11Options* out) {
@@ -159,13 +147,12 @@ std::string DescribePinSource(const Pkcs11Options& o) {
 
 absl::StatusOr<SecretBytes> LoadPkcs11Pin(const Pkcs11Options& o) {
   if (!o.pin_file.empty()) {
-    KSH_RETURN_IF_ERROR(Annotate(CheckPrivateFile(o.pin_file), "pkcs11 pin_file"));
-    KSH_ASSIGN_OR_RETURN(std::string text, ReadFileBounded(o.pin_file, kMaxPinSize));
-    std::string_view pin(text);
+    absl::StatusOr<SecretBytes> text = ReadPrivateFile(o.pin_file, kMaxPinSize);
+    if (!text.ok()) return Annotate(text.status(), "pkcs11 pin_file");
+    std::string_view pin = text->UnsafeStringView();
     if (!pin.empty() && pin.back() == '\n') pin.remove_suffix(1);
     if (!pin.empty() && pin.back() == '\r') pin.remove_suffix(1);
-    SecretBytes secret = SecretBytes::CopyFrom(pin);
-    OPENSSL_cleanse(text.data(), text.size());
+    SecretBytes secret = SecretBytes::CopyFrom(pin);  // protected memory to protected memory
     if (secret.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("pkcs11 pin_file ", o.pin_file, " is empty"));
     }

@@ -53,9 +53,9 @@ struct Pkcs11Options {
 // source, label lengths.
 [[nodiscard]] absl::Status ValidatePkcs11Options(const Pkcs11Options& options);
 
-// Reads the PIN: from `pin_file` (must pass CheckPrivateFile: 0600 or stricter, our uid; one
-// trailing newline is dropped) or from the environment variable `pin_env`. Errors never contain
-// the PIN.
+// Reads the PIN: from `pin_file` (read with ReadPrivateFile: 0600 or stricter, our uid or root,
+// symlinks followed to the target, e.g. a Secret volume; one trailing newline is dropped) or from
+// the environment variable `pin_env`. Errors never contain the PIN.
 absl::StatusOr<SecretBytes> LoadPkcs11Pin(const Pkcs11Options& options);
 
 // "pin_file /path" or "environment variable NAME" — for messages.
