@@ -1,15 +1,21 @@
 // The proxy data path over real sockets, against the test apiserver (tests/kubectl): forwarding
 // with the upstream client certificate or token, 401 / 404 / 400 / 502 answers, streaming of a
-// watch, WebSocket exec through the proxy, header hygiene as seen by the upstream, credential
-// replacement, audit lines, and the real kubectl through the proxy (skipped when absent).
+// watch, WebSocket exec through the proxy, SPDY/3.1 upgrades spliced byte-exact both ways (the
+// test apiserver echoes raw bytes after its 101), header hygiene as seen by the upstream,
+// credential replacement, audit lines, and the real kubectl through the proxy (skipped when
+// absent).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -31,6 +37,7 @@
 #include "gtest/gtest.h"
 #include "kubectl/kubectl_fixture.h"
 #include "kubectl/test_apiserver.h"
+#include "kubectl/upgrade_test_client.h"
 #include "nlohmann/json.hpp"
 #include "proxy/proxy.h"
 #include "support/process.h"
@@ -771,34 +778,481 @@ TEST_F(ProxyTest, ChunkedBodiesExpectContinueAndHead) {
   EXPECT_EQ(json::parse(after->body)["metadata"]["name"], "s1");
 }
 
-TEST_F(ProxyTest, UpgradeHeadersArePassedOnlyForWebSocketAndSpdy) {
-  auto c = NewClient();
-  std::vector<std::pair<std::string, std::string>> spdy = Auth();
-  spdy.emplace_back("Connection", "Upgrade");
-  spdy.emplace_back("Upgrade", "SPDY/3.1");
-  spdy.emplace_back("X-Stream-Protocol-Version", "v4.channel.k8s.io");
-  auto r =
-      c->Do("POST", "/clusters/east/api/v1/namespaces/default/pods/pod1/exec?command=ls", spdy);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_NE(r->status, 101);  // the test apiserver speaks WebSocket only; the refusal is relayed
-  RecordedRequest rec = api_->requests().back();
-  EXPECT_EQ(HeaderValues(rec, "Upgrade"), std::vector<std::string>{"SPDY/3.1"});
-  EXPECT_EQ(HeaderValues(rec, "Connection"), std::vector<std::string>{"Upgrade"});
-  EXPECT_EQ(HeaderValues(rec, "X-Stream-Protocol-Version"),
-            std::vector<std::string>{"v4.channel.k8s.io"});
+// ---- SPDY/3.1 upgrades (kubectl's SPDY exec / port-forward transport) -----------------------
+// The test apiserver negotiates X-Stream-Protocol-Version, answers 101 and then echoes raw bytes
+// without SPDY framing: the proxy is protocol-blind after a 101, so what these tests prove is that
+// every byte goes both ways, unchanged, concurrently, and that the upgrade request itself is
+// authenticated and cleaned like any other.
 
-  auto c2 = NewClient();
-  std::vector<std::pair<std::string, std::string>> h2c = Auth();
-  h2c.emplace_back("Connection", "Upgrade, HTTP2-Settings");
-  h2c.emplace_back("Upgrade", "h2c");
-  h2c.emplace_back("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA");
-  auto plain = c2->Do("GET", "/clusters/east/api", h2c);
-  ASSERT_TRUE(plain.ok()) << plain.status();
-  EXPECT_EQ(plain->status, 200);
-  rec = api_->requests().back();
-  EXPECT_TRUE(HeaderValues(rec, "Upgrade").empty());
-  EXPECT_TRUE(HeaderValues(rec, "Connection").empty());
-  EXPECT_TRUE(HeaderValues(rec, "HTTP2-Settings").empty());
+constexpr char kSpdyExecTarget[] =
+    "/clusters/east/api/v1/namespaces/default/pods/pod1/exec?command=cat&container=main"
+    "&stdin=true&stdout=true";
+constexpr char kSpdyExecPath[] = "/api/v1/namespaces/default/pods/pod1/exec";
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// What client-go's SPDY executor sends: POST, one X-Stream-Protocol-Version header per version.
+Headers SpdyExecHeaders(std::optional<std::string> token = kAliceToken) {
+  Headers h;
+  if (token) h.emplace_back("Authorization", absl::StrCat("Bearer ", *token));
+  h.emplace_back("Connection", "Upgrade");
+  h.emplace_back("Upgrade", "SPDY/3.1");
+  h.emplace_back("X-Stream-Protocol-Version", "v4.channel.k8s.io");
+  h.emplace_back("X-Stream-Protocol-Version", "v3.channel.k8s.io");
+  h.emplace_back("X-Stream-Protocol-Version", "v2.channel.k8s.io");
+  h.emplace_back("X-Stream-Protocol-Version", "channel.k8s.io");
+  h.emplace_back("User-Agent", "kubectl/v1.32.4 (linux/amd64) kubernetes/test");
+  h.emplace_back("Content-Length", "0");
+  return h;
+}
+
+// "" when equal; else where two byte strings first differ (gtest would print megabytes).
+std::string Diff(const std::string& want, const std::string& got) {
+  if (want == got) return "";
+  size_t i = 0;
+  while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
+  return absl::StrCat("sizes ", want.size(), " / ", got.size(), ", first difference at byte ", i);
+}
+
+// `n` pseudo-random bytes (every value occurs for n ≥ a few KiB), reproducible by seed.
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+class SpdyProxyTest : public ProxyTest {
+ protected:
+  std::unique_ptr<testing::UpgradeClient> NewUpgradeClient() {
+    return std::make_unique<testing::UpgradeClient>(
+        proxy_->port(), testing::UpgradeTlsOptions{.ca_pem = local_ca_.certificate_pem});
+  }
+  // The recorded upstream request answered with `audit_id`, once its echo stream has ended.
+  std::optional<RecordedRequest> EndedStream(const std::string& audit_id) {
+    std::optional<RecordedRequest> found;
+    testing::WaitFor(
+        [&] {
+          for (const RecordedRequest& r : api_->requests()) {
+            if (r.audit_id == audit_id && r.stream_closed) {
+              found = r;
+              return true;
+            }
+          }
+          return false;
+        },
+        10s);
+    return found;
+  }
+  // The audit line of the request answered with `audit_id` (waits for it).
+  std::optional<json> AuditFor(const std::string& audit_id) {
+    std::optional<json> found;
+    testing::WaitFor(
+        [&] {
+          for (const std::string& l : AuditLines()) {
+            json j = json::parse(l);
+            if (j["audit_id"] == audit_id) {
+              found = j;
+              return true;
+            }
+          }
+          return false;
+        },
+        10s);
+    return found;
+  }
+};
+
+TEST_F(SpdyProxyTest, SpdyExecIsSplicedAndBinaryBytesComeBackOneByOne) {
+  auto c = NewUpgradeClient();
+  auto r = c->Open(testing::UpgradeRequestHead("POST", kSpdyExecTarget, SpdyExecHeaders()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 101) << r->body;
+  EXPECT_EQ(r->Values("Upgrade"), std::vector<std::string>{"SPDY/3.1"});
+  EXPECT_EQ(r->Values("Connection"), std::vector<std::string>{"Upgrade"});
+  EXPECT_EQ(r->Values("X-Stream-Protocol-Version"), std::vector<std::string>{"v4.channel.k8s.io"});
+  EXPECT_EQ(r->Header("X-Kshield-Test-Apiserver"), "east");
+  const std::string audit_id = r->Header("Audit-Id");
+  ASSERT_FALSE(audit_id.empty());
+
+  // What reached the upstream: the upgrade and every version offer, in order; no credential.
+  std::vector<RecordedRequest> reqs = api_->requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "POST");
+  EXPECT_EQ(reqs[0].target, std::string(kSpdyExecTarget).substr(strlen("/clusters/east")));
+  EXPECT_EQ(reqs[0].user, "alice");
+  EXPECT_EQ(reqs[0].status, 101);
+  EXPECT_EQ(HeaderValues(reqs[0], "Upgrade"), std::vector<std::string>{"SPDY/3.1"});
+  EXPECT_EQ(HeaderValues(reqs[0], "Connection"), std::vector<std::string>{"Upgrade"});
+  EXPECT_EQ(HeaderValues(reqs[0], "X-Stream-Protocol-Version"),
+            (std::vector<std::string>{"v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
+                                      "channel.k8s.io"}));
+  EXPECT_TRUE(HeaderValues(reqs[0], "Authorization").empty());
+
+  // Each piece must come back before the next is sent: a proxy that holds one direction back
+  // (until more bytes, or the end) fails here by timeout. Raw bytes only: NUL, 0xFF, every byte
+  // value, things that look like HTTP, a SPDY control frame head, pieces past one TLS record.
+  std::string all_bytes;
+  for (int i = 0; i < 256; ++i) all_bytes.push_back(static_cast<char>(i));
+  const std::vector<std::string> pieces = {
+      std::string(1, '\0'),
+      std::string(1, '\xff'),
+      all_bytes,
+      std::string(1000, '\0'),
+      std::string(1000, '\xff'),
+      "\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+      "GET /clusters/east/api HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+      std::string("\x80\x03\x00\x01\x01\x00\x00\x0a\x00\x00\x00\x01\x00\x00", 14),
+      RandomBytes(4093, 1),
+      RandomBytes(16385, 2),
+  };
+  uint64_t total = 0;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    auto echoed = c->Exchange({pieces[i]}, pieces[i].size(), 10s);
+    ASSERT_TRUE(echoed.ok()) << "piece " << i << ": " << echoed.status();
+    EXPECT_EQ(Diff(pieces[i], *echoed), "") << "piece " << i;
+    total += pieces[i].size();
+  }
+  EXPECT_EQ(api_->open_streams(), 1u);
+
+  // A clean close (close_notify) by the client ends the upstream stream too.
+  EXPECT_TRUE(c->Shutdown().ok());
+  std::optional<RecordedRequest> ended = EndedStream(audit_id);
+  ASSERT_TRUE(ended.has_value()) << "the upstream stream did not end after the client closed";
+  EXPECT_EQ(ended->stream_bytes_in, total);
+  EXPECT_EQ(ended->stream_bytes_out, total);
+  EXPECT_TRUE(testing::WaitFor([&] { return api_->open_streams() == 0; }, 10s));
+
+  std::optional<json> line = AuditFor(audit_id);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ((*line)["method"], "POST");
+  EXPECT_EQ((*line)["verb"], "connect");
+  EXPECT_EQ((*line)["path"], kSpdyExecPath);
+  EXPECT_EQ((*line)["status"], 101);
+  EXPECT_EQ((*line)["user"], "alice-local");
+  EXPECT_EQ((*line)["cluster"], "east");
+  EXPECT_EQ((*line)["bytes_in"], total);
+  EXPECT_EQ((*line)["bytes_out"], total);
+  for (const std::string& l : AuditLines()) {
+    EXPECT_FALSE(absl::StrContains(l, kAliceToken));
+    EXPECT_FALSE(absl::StrContains(l, "command=cat")) << "no query string in the audit";
+  }
+}
+
+TEST_F(SpdyProxyTest, SpdyMegabyteBothWaysAtOnceInOddPieces) {
+  auto c = NewUpgradeClient();
+  auto r = c->Open(testing::UpgradeRequestHead("POST", kSpdyExecTarget, SpdyExecHeaders()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 101) << r->body;
+  const std::string audit_id = r->Header("Audit-Id");
+
+  constexpr size_t kTotal = 1024 * 1024;
+  const std::string payload = RandomBytes(kTotal, 42);
+  const std::vector<size_t> sizes = {1, 3, 17, 255, 4093, 16385, 7, 65521, 12289, 999, 131071};
+  std::vector<std::string> pieces;
+  for (size_t off = 0, i = 0; off < kTotal; ++i) {
+    const size_t n = std::min(sizes[i % sizes.size()], kTotal - off);
+    pieces.push_back(payload.substr(off, n));
+    off += n;
+  }
+  // Written and read concurrently; the echo is only complete if the proxy moves both directions
+  // while the client is still writing (nothing is closed until everything came back).
+  bool early_echo = false;
+  const auto start = Clock::now();
+  auto echoed = c->Exchange(pieces, kTotal, 60s, &early_echo);
+  ASSERT_TRUE(echoed.ok()) << echoed.status();
+  EXPECT_EQ(Diff(payload, *echoed), "");
+  std::printf(
+      "1 MiB echoed through the proxy in %lld ms in %zu pieces; echo began before the "
+      "last write: %s\n",
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()),
+      pieces.size(), early_echo ? "yes" : "no");
+
+  c->Abort();  // the client vanishes without close_notify: the upstream stream must still end
+  std::optional<RecordedRequest> ended = EndedStream(audit_id);
+  ASSERT_TRUE(ended.has_value()) << "the upstream stream did not end after the client closed";
+  EXPECT_EQ(ended->stream_bytes_in, kTotal);
+  EXPECT_EQ(ended->stream_bytes_out, kTotal);
+  std::optional<json> line = AuditFor(audit_id);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ((*line)["status"], 101);
+  EXPECT_EQ((*line)["verb"], "connect");
+  EXPECT_EQ((*line)["bytes_in"], kTotal);
+  EXPECT_EQ((*line)["bytes_out"], kTotal);
+}
+
+TEST_F(SpdyProxyTest, BytesPipelinedWithTheRequestHeadArriveAfterThe101) {
+  auto c = NewUpgradeClient();
+  const std::string head = testing::UpgradeRequestHead("POST", kSpdyExecTarget, SpdyExecHeaders());
+  // In the same TLS record as the head: a SPDY client may send its first frames at once.
+  std::string early =
+      std::string("\x80\x03\x00\x04", 4) + std::string(3, '\0') + "\xff\xfe" + RandomBytes(3000, 7);
+  ASSERT_LE(head.size() + early.size(), 16384u) << "must fit one TLS record";
+  auto r = c->Open(head, early);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 101) << r->body;
+  const std::string audit_id = r->Header("Audit-Id");
+  auto first = c->Exchange({}, early.size());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(Diff(early, *first), "");
+  const std::string more = RandomBytes(777, 8);
+  auto second = c->Exchange({more}, more.size());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(Diff(more, *second), "");
+
+  c->Abort();
+  std::optional<RecordedRequest> ended = EndedStream(audit_id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->stream_bytes_in, early.size() + more.size());
+  std::optional<json> line = AuditFor(audit_id);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ((*line)["bytes_in"], early.size() + more.size());
+  EXPECT_EQ((*line)["bytes_out"], early.size() + more.size());
+}
+
+TEST_F(SpdyProxyTest, UpstreamBytesSentWithThe101ReachTheClient) {
+  // The apiserver writes its first bytes in the same TLS record as the 101 head.
+  const std::string greeting =
+      std::string("\x80\x03\x00\x04\x00\x00\x00\x0cgreeting", 16) + std::string(1, '\0') + "\xff";
+  testing::TestApiserverOptions o;
+  o.server_cert_pem = pki_.server_cert_pem;
+  o.server_key_pem = pki_.server_key_pem.Clone();
+  o.client_ca_pem = pki_.ca.certificate_pem;
+  o.name = "greeter";
+  o.spdy_greeting = greeting;
+  auto greeter = TestApiserver::Start(std::move(o));
+  ASSERT_TRUE(greeter.ok()) << greeter.status();
+  proxy_->SetUpstream("east", CertUpstream(alice_, (*greeter)->url()));
+
+  auto c = NewUpgradeClient();
+  auto r = c->Open(testing::UpgradeRequestHead("POST", kSpdyExecTarget, SpdyExecHeaders()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 101) << r->body;
+  EXPECT_EQ(r->Header("X-Kshield-Test-Apiserver"), "greeter");
+  const std::string audit_id = r->Header("Audit-Id");
+  auto got = c->Exchange({}, greeting.size());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(Diff(greeting, *got), "");
+  auto echo = c->Exchange({"ping"}, 4);
+  ASSERT_TRUE(echo.ok()) << echo.status();
+  EXPECT_EQ(*echo, "ping");
+  EXPECT_TRUE(c->Shutdown().ok());
+  std::optional<json> line = AuditFor(audit_id);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ((*line)["bytes_in"], 4u);
+  EXPECT_EQ((*line)["bytes_out"], greeting.size() + 4);
+}
+
+TEST_F(SpdyProxyTest, SpdyPortForwardIsSplicedToo) {
+  auto c = NewUpgradeClient();
+  auto r = c->Open(testing::UpgradeRequestHead(
+      "POST", "/clusters/east/api/v1/namespaces/default/pods/pod1/portforward",
+      {{"Authorization", absl::StrCat("Bearer ", kAliceToken)},
+       {"Connection", "Upgrade"},
+       {"Upgrade", "SPDY/3.1"},
+       {"X-Stream-Protocol-Version", "portforward.k8s.io"},
+       {"Content-Length", "0"}}));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 101) << r->body;
+  EXPECT_EQ(r->Header("X-Stream-Protocol-Version"), "portforward.k8s.io");
+  const std::string audit_id = r->Header("Audit-Id");
+  const std::string data = RandomBytes(20000, 3);
+  auto echoed = c->Exchange({data.substr(0, 9999), data.substr(9999)}, data.size());
+  ASSERT_TRUE(echoed.ok()) << echoed.status();
+  EXPECT_EQ(Diff(data, *echoed), "");
+  EXPECT_TRUE(c->Shutdown().ok());
+  std::optional<json> line = AuditFor(audit_id);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ((*line)["verb"], "connect");
+  EXPECT_EQ((*line)["path"], "/api/v1/namespaces/default/pods/pod1/portforward");
+  EXPECT_EQ((*line)["status"], 101);
+  EXPECT_EQ((*line)["bytes_in"], data.size());
+  EXPECT_EQ((*line)["bytes_out"], data.size());
+}
+
+TEST_F(SpdyProxyTest, SpdyUpgradeWithoutAValidLocalTokenIs401AndReachesNothing) {
+  const std::vector<std::optional<std::string>> tokens = {std::nullopt, "not-a-token",
+                                                          kWestToken};  // kWest: other cluster
+  for (const auto& token : tokens) {
+    auto c = NewUpgradeClient();
+    auto r = c->Open(testing::UpgradeRequestHead("POST", kSpdyExecTarget, SpdyExecHeaders(token)),
+                     std::string("\0\xff early", 8));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 401) << token.value_or("(none)");
+    EXPECT_EQ(json::parse(r->body)["reason"], "Unauthorized");
+    EXPECT_TRUE(r->Values("Upgrade").empty());
+  }
+  EXPECT_EQ(api_->request_count(), 0u) << "nothing may reach the upstream";
+  EXPECT_EQ(api_->open_streams(), 0u);
+  ASSERT_TRUE(WaitForAudit(tokens.size()));
+  for (const std::string& l : AuditLines()) {
+    json j = json::parse(l);
+    EXPECT_EQ(j["status"], 401);
+    EXPECT_EQ(j["verb"], "connect");
+    EXPECT_EQ(j["bytes_in"], 0);
+  }
+}
+
+TEST_F(SpdyProxyTest, SpdyUpgradeCredentialHeadersNeverReachTheUpstream) {
+  Headers h = SpdyExecHeaders();
+  for (std::pair<std::string, std::string> forged :
+       std::vector<std::pair<std::string, std::string>>{
+           {"Impersonate-User", "system:admin"},
+           {"Impersonate-Group", "system:masters"},
+           {"Impersonate-Uid", "0"},
+           {"Impersonate-Extra-scopes", "all"},
+           {"X-Remote-User", "system:admin"},
+           {"X-Remote-Group", "system:masters"},
+           {"Proxy-Authorization", "Basic eDp5"},
+           {"Sec-WebSocket-Protocol", BearerEntry(kAliceToken)}}) {
+    h.push_back(std::move(forged));
+  }
+  auto check = [&](const std::string& want_user, std::vector<std::string> want_authorization) {
+    api_->ClearRequests();
+    auto c = NewUpgradeClient();
+    auto r = c->Open(testing::UpgradeRequestHead("POST", kSpdyExecTarget, h));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 101) << r->body;
+    auto echoed = c->Exchange({"x"}, 1);
+    ASSERT_TRUE(echoed.ok()) << echoed.status();
+    EXPECT_TRUE(c->Shutdown().ok());
+    std::vector<RecordedRequest> reqs = api_->requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_EQ(reqs[0].user, want_user);
+    EXPECT_EQ(HeaderValues(reqs[0], "Authorization"), want_authorization);
+    for (const auto& [name, value] : reqs[0].headers) {
+      const std::string lower = absl::AsciiStrToLower(name);
+      EXPECT_FALSE(absl::StartsWith(lower, "impersonate-")) << name;
+      EXPECT_FALSE(absl::StartsWith(lower, "x-remote-")) << name;
+      EXPECT_NE(lower, "proxy-authorization") << name;
+      EXPECT_NE(lower, "sec-websocket-protocol") << name;
+      EXPECT_FALSE(absl::StrContains(value, kAliceToken)) << name;
+    }
+    EXPECT_EQ(HeaderValues(reqs[0], "Upgrade"), std::vector<std::string>{"SPDY/3.1"});
+    EXPECT_EQ(HeaderValues(reqs[0], "X-Stream-Protocol-Version").size(), 4u);
+  };
+  check("alice", {});  // client-certificate upstream: no Authorization at all
+  auto u = std::make_shared<Upstream>();
+  u->server = api_->url();
+  u->ca_pem = pki_.ca.certificate_pem;
+  u->bearer_token = []() -> absl::StatusOr<SecretBytes> {
+    return SecretBytes::CopyFrom(std::string_view(kUpstreamToken));
+  };
+  proxy_->SetUpstream("east", u);
+  check(kUpstreamToken, {absl::StrCat("Bearer ", kUpstreamToken)});  // only the cluster's token
+}
+
+TEST_F(SpdyProxyTest, UpgradeAnsweredWithoutA101IsRelayedAndNothingIsSpliced) {
+  // The apiserver ignores the upgrade of a discovery GET and answers 200 on a kept-alive
+  // connection; the bytes the client sent after the head must go nowhere.
+  auto c = NewUpgradeClient();
+  Headers h = SpdyExecHeaders();
+  h.pop_back();  // no Content-Length on a GET
+  auto r = c->Open(testing::UpgradeRequestHead("GET", "/clusters/east/api", h),
+                   std::string("\0\xffnot for the upstream", 22));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["kind"], "APIVersions");
+  EXPECT_TRUE(r->Values("Upgrade").empty());
+  EXPECT_TRUE(absl::EqualsIgnoreCase(r->Header("Connection"), "close")) << r->Header("Connection");
+  const std::string audit_id = r->Header("Audit-Id");
+  auto rest = c->ReadUntilClosed(5s);
+  ASSERT_TRUE(rest.ok()) << "the proxy must close after a refused upgrade: " << rest.status();
+  EXPECT_EQ(*rest, "") << "nothing may be spliced";
+  std::vector<RecordedRequest> reqs = api_->requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].target, "/api");
+  EXPECT_EQ(HeaderValues(reqs[0], "Upgrade"), std::vector<std::string>{"SPDY/3.1"});
+  EXPECT_EQ(reqs[0].status, 200);
+  EXPECT_FALSE(reqs[0].stream_closed);
+  EXPECT_EQ(api_->open_streams(), 0u);
+  std::optional<json> line = AuditFor(audit_id);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ((*line)["status"], 200);
+  EXPECT_EQ((*line)["verb"], "connect");  // VerbOf names any allowed upgrade request "connect"
+  EXPECT_EQ((*line)["bytes_in"], 0);
+  EXPECT_EQ((*line)["bytes_out"], r->body.size());
+
+  // A refused negotiation (403, with the accepted versions) and a missing version (400) are
+  // relayed the same way.
+  auto c403 = NewUpgradeClient();
+  auto refused = c403->Open(
+      testing::UpgradeRequestHead("POST", kSpdyExecTarget,
+                                  {{"Authorization", absl::StrCat("Bearer ", kAliceToken)},
+                                   {"Connection", "Upgrade"},
+                                   {"Upgrade", "SPDY/3.1"},
+                                   {"X-Stream-Protocol-Version", "v5.channel.k8s.io"},
+                                   {"Content-Length", "0"}}));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->status, 403);
+  EXPECT_EQ(refused->Values("X-Accepted-Stream-Protocol-Versions"),
+            (std::vector<std::string>{"v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
+                                      "channel.k8s.io"}));
+  EXPECT_TRUE(absl::StrContains(refused->body, "unable to negotiate protocol")) << refused->body;
+  auto after403 = c403->ReadUntilClosed(5s);
+  ASSERT_TRUE(after403.ok()) << after403.status();
+  EXPECT_EQ(*after403, "");
+
+  auto c400 = NewUpgradeClient();
+  auto missing = c400->Open(
+      testing::UpgradeRequestHead("POST", kSpdyExecTarget,
+                                  {{"Authorization", absl::StrCat("Bearer ", kAliceToken)},
+                                   {"Connection", "Upgrade"},
+                                   {"Upgrade", "SPDY/3.1"},
+                                   {"Content-Length", "0"}}));
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  EXPECT_EQ(missing->status, 400);
+  EXPECT_EQ(api_->open_streams(), 0u);
+}
+
+// Only "websocket" and "SPDY/3.1" (alone, with Connection: Upgrade) are upgrades for the proxy
+// (http_filter.h IsAllowedUpgrade). Anything else is forwarded as a plain request without its
+// hop-by-hop upgrade headers, and the client connection stays HTTP.
+TEST_F(ProxyTest, UnsupportedUpgradesAreForwardedAsPlainRequests) {
+  struct Case {
+    const char* name;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+  const std::vector<Case> cases = {
+      {"h2c",
+       {{"Connection", "Upgrade, HTTP2-Settings"},
+        {"Upgrade", "h2c"},
+        {"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}}},
+      {"SPDY/3.1 without Connection: Upgrade", {{"Upgrade", "SPDY/3.1"}}},
+      {"a list", {{"Connection", "Upgrade"}, {"Upgrade", "SPDY/3.1, h2c"}}},
+      {"SPDY/3", {{"Connection", "Upgrade"}, {"Upgrade", "SPDY/3"}}},
+  };
+  auto c = NewClient();
+  size_t audited = 0;
+  for (const Case& k : cases) {
+    std::vector<std::pair<std::string, std::string>> h = Auth();
+    h.insert(h.end(), k.headers.begin(), k.headers.end());
+    h.emplace_back("X-Stream-Protocol-Version", "v4.channel.k8s.io");
+    auto r = c->Do("POST", "/clusters/east/api/v1/namespaces/default/pods/pod1/exec?command=ls", h);
+    ASSERT_TRUE(r.ok()) << k.name << ": " << r.status();
+    // The test apiserver refuses exec without an upgrade; the refusal is relayed.
+    EXPECT_EQ(r->status, 400) << k.name << ": " << r->body;
+    RecordedRequest rec = api_->requests().back();
+    EXPECT_EQ(rec.status, 400) << k.name;
+    EXPECT_TRUE(HeaderValues(rec, "Upgrade").empty()) << k.name;
+    EXPECT_TRUE(HeaderValues(rec, "Connection").empty()) << k.name;
+    EXPECT_TRUE(HeaderValues(rec, "HTTP2-Settings").empty()) << k.name;
+    EXPECT_EQ(HeaderValues(rec, "X-Stream-Protocol-Version"),
+              std::vector<std::string>{"v4.channel.k8s.io"})
+        << k.name;
+    ASSERT_TRUE(WaitForAudit(++audited));
+    json line = json::parse(AuditLines().back());
+    EXPECT_EQ(line["verb"], "create") << k.name << ": not an upgrade, so not \"connect\"";
+    EXPECT_EQ(line["status"], 400) << k.name;
+    // The same client connection still speaks HTTP.
+    auto plain = c->Do("GET", "/clusters/east/api", Auth());
+    ASSERT_TRUE(plain.ok()) << k.name << ": " << plain.status();
+    EXPECT_EQ(plain->status, 200) << k.name;
+    ASSERT_TRUE(WaitForAudit(++audited));
+  }
+  EXPECT_EQ(api_->open_streams(), 0u);
 }
 
 TEST_F(ProxyTest, RestartedUpstreamIsReachedOnAFreshConnection) {

@@ -257,6 +257,10 @@ class TestApiserver::Impl {
     std::lock_guard<std::mutex> lock(mu_);
     return total_requests_;
   }
+  size_t open_streams() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return open_streams_;
+  }
   void ClearRequests() {
     std::lock_guard<std::mutex> lock(mu_);
     records_.clear();
@@ -298,6 +302,7 @@ class TestApiserver::Impl {
   // What one request is answered with, shared by the handlers.
   struct Exchange {
     SslStream& stream;
+    beast::flat_buffer& buffer;  // bytes read past the request head (a pipelining client's)
     const Request& req;
     Target target;
     std::string user;
@@ -394,7 +399,7 @@ class TestApiserver::Impl {
       http::read(stream, buffer, parser, ec);
       if (ec) return;
       Request req = parser.release();
-      if (!HandleRequest(stream, req, peer)) break;
+      if (!HandleRequest(stream, buffer, req, peer)) break;
       if (Stopping()) break;
     }
     stream.shutdown(ec);
@@ -466,11 +471,13 @@ class TestApiserver::Impl {
 
   // Sends a whole response; false if the connection must close.
   bool Send(Exchange& x, int status, const std::string& body,
-            std::string_view content_type = "application/json") {
+            std::string_view content_type = "application/json",
+            const std::vector<std::pair<std::string, std::string>>& extra_headers = {}) {
     Record(x, status);
     http::response<http::string_body> res{static_cast<http::status>(status), x.req.version()};
     CommonHeaders(x, res);
     res.set(http::field::content_type, std::string(content_type));
+    for (const auto& [name, value] : extra_headers) res.insert(name, value);
     res.keep_alive(x.req.keep_alive());
     res.body() = body;
     res.prepare_payload();
@@ -485,8 +492,9 @@ class TestApiserver::Impl {
     return SendJson(x, code, StatusJson(code, reason, message));
   }
 
-  bool HandleRequest(SslStream& stream, const Request& req, const Peer& peer) {
-    Exchange x{stream, req, ParseTarget(Str(req.target()))};
+  bool HandleRequest(SslStream& stream, beast::flat_buffer& buffer, const Request& req,
+                     const Peer& peer) {
+    Exchange x{stream, buffer, req, ParseTarget(Str(req.target()))};
     x.client_cert_pem = peer.cert_pem;
     if (peer.CertExpired()) {
       // kube-apiserver verifies the client certificate on every request, not only at handshake.
@@ -502,15 +510,17 @@ class TestApiserver::Impl {
 
     const std::vector<std::string>& s = x.target.segments;
     const bool get = req.method() == http::verb::get;
-    // /api/v1/namespaces/<ns>/pods/<pod>/exec
+    // /api/v1/namespaces/<ns>/pods/<pod>/{exec,portforward}
     if (s.size() == 7 && s[0] == "api" && s[1] == "v1" && s[2] == "namespaces" && s[4] == "pods" &&
-        s[6] == "exec") {
-      if (!websocket::is_upgrade(req)) {
-        return SendStatus(x, 400, "BadRequest",
-                          "Upgrade request required (this test apiserver speaks WebSocket only)");
+        (s[6] == "exec" || s[6] == "portforward")) {
+      if (IsSpdyUpgrade(req)) return ServeSpdyEcho(x, s[6]);
+      if (s[6] == "exec" && websocket::is_upgrade(req)) {
+        ServeExec(x, s[3], s[5]);
+        return false;
       }
-      ServeExec(x, s[3], s[5]);
-      return false;
+      return SendStatus(x, 400, "BadRequest",
+                        s[6] == "exec" ? "Upgrade request required (WebSocket, or SPDY/3.1 echo)"
+                                       : "Upgrade request required (SPDY/3.1 echo)");
     }
     if (!get) {
       return SendStatus(x, 403, "Forbidden",
@@ -901,6 +911,120 @@ class TestApiserver::Impl {
     ws.close(websocket::close_code::normal, ec);
   }
 
+  // ---- SPDY/3.1 exec / portforward: negotiation, 101, raw echo ------------------------------
+
+  static bool IsSpdyUpgrade(const Request& req) {
+    bool connection_upgrade = false;
+    auto range = req.equal_range(http::field::connection);
+    for (auto it = range.first; it != range.second; ++it) {
+      for (absl::string_view token : absl::StrSplit(AV(Str(it->value())), ',')) {
+        if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(token), "upgrade")) {
+          connection_upgrade = true;
+        }
+      }
+    }
+    auto upgrade = req.find(http::field::upgrade);
+    return connection_upgrade && upgrade != req.end() &&
+           absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(AV(Str(upgrade->value()))),
+                                  "SPDY/3.1");
+  }
+
+  // Every X-Stream-Protocol-Version offer, in order (kube's commaSeparatedHeaderValues).
+  static std::vector<std::string> StreamProtocolOffers(const Request& req) {
+    std::vector<std::string> out;
+    auto range = req.equal_range("X-Stream-Protocol-Version");
+    for (auto it = range.first; it != range.second; ++it) {
+      const std::string value = Str(it->value());
+      for (absl::string_view p : absl::StrSplit(AV(value), ',')) {
+        p = absl::StripAsciiWhitespace(p);
+        if (!p.empty()) out.emplace_back(p);
+      }
+    }
+    return out;
+  }
+
+  // Mirrors k8s.io/apimachinery/pkg/util/httpstream.Handshake, then echoes raw bytes (see the
+  // header). Returns false: the connection is not reused after an upgrade attempt that got 101.
+  bool ServeSpdyEcho(Exchange& x, const std::string& subresource) {
+    if (x.req.method() != http::verb::get && x.req.method() != http::verb::post) {
+      return SendStatus(x, 405, "MethodNotAllowed",
+                        absl::StrCat("the server does not allow this method on ", subresource));
+    }
+    static const std::vector<std::string> kExec = {"v4.channel.k8s.io", "v3.channel.k8s.io",
+                                                   "v2.channel.k8s.io", "channel.k8s.io"};
+    static const std::vector<std::string> kPortForward = {"portforward.k8s.io"};
+    const std::vector<std::string>& accepted = subresource == "exec" ? kExec : kPortForward;
+    const std::vector<std::string> offers = StreamProtocolOffers(x.req);
+    if (offers.empty()) {
+      return Send(x, 400, "unable to upgrade: X-Stream-Protocol-Version is required\n",
+                  "text/plain; charset=utf-8");
+    }
+    std::string protocol;
+    for (const std::string& offer : offers) {
+      if (std::find(accepted.begin(), accepted.end(), offer) != accepted.end()) {
+        protocol = offer;
+        break;
+      }
+    }
+    if (protocol.empty()) {
+      std::vector<std::pair<std::string, std::string>> headers;
+      for (const std::string& a : accepted) {
+        headers.emplace_back("X-Accepted-Stream-Protocol-Versions", a);
+      }
+      return Send(x, 403,
+                  absl::StrCat("unable to upgrade: unable to negotiate protocol: client supports [",
+                               absl::StrJoin(offers, " "), "], server accepts [",
+                               absl::StrJoin(accepted, " "), "]\n"),
+                  "text/plain; charset=utf-8", headers);
+    }
+
+    Record(x, 101);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++open_streams_;
+    }
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+    boost::system::error_code ec;
+    // One write: the 101 head and the greeting leave in the same TLS record, as a server's first
+    // frame after the 101 may.
+    std::string out = absl::StrCat(
+        "HTTP/1.1 101 Switching Protocols\r\n", "Connection: Upgrade\r\n", "Upgrade: SPDY/3.1\r\n",
+        "X-Stream-Protocol-Version: ", protocol, "\r\n", "Audit-Id: ", x.audit_id, "\r\n",
+        "X-Kshield-Test-Apiserver: ", options_.name, "\r\n\r\n", options_.spdy_greeting);
+    net::write(x.stream, net::buffer(out), ec);
+    if (!ec) bytes_out += options_.spdy_greeting.size();
+    // Bytes the client sent together with the request head come first.
+    if (!ec && x.buffer.size() > 0) {
+      const size_t n = x.buffer.size();
+      bytes_in += n;
+      net::write(x.stream, x.buffer.data(), ec);
+      x.buffer.consume(n);
+      if (!ec) bytes_out += n;
+    }
+    std::vector<char> buf(16 * 1024);
+    while (!ec) {
+      const size_t n = x.stream.read_some(net::buffer(buf), ec);
+      bytes_in += n;
+      if (n > 0) {
+        boost::system::error_code wec;
+        net::write(x.stream, net::buffer(buf.data(), n), wec);
+        if (wec) break;
+        bytes_out += n;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    --open_streams_;
+    for (RecordedRequest& r : records_) {
+      if (r.audit_id == x.audit_id) {
+        r.stream_closed = true;
+        r.stream_bytes_in = bytes_in;
+        r.stream_bytes_out = bytes_out;
+      }
+    }
+    return false;
+  }
+
   static constexpr uint64_t kInitialRv = 1000;
 
   TestApiserverOptions options_;
@@ -920,6 +1044,7 @@ class TestApiserver::Impl {
   std::vector<uint64_t> finished_;
   std::deque<RecordedRequest> records_;
   size_t total_requests_ = 0;
+  size_t open_streams_ = 0;
   uint64_t rv_ = kInitialRv;
   std::map<std::string, uint64_t> secret_rv_;
 };
@@ -936,6 +1061,7 @@ uint16_t TestApiserver::port() const { return impl_->port(); }
 std::string TestApiserver::url() const { return absl::StrCat("https://127.0.0.1:", port()); }
 std::vector<RecordedRequest> TestApiserver::requests() const { return impl_->requests(); }
 size_t TestApiserver::request_count() const { return impl_->request_count(); }
+size_t TestApiserver::open_streams() const { return impl_->open_streams(); }
 void TestApiserver::ClearRequests() { impl_->ClearRequests(); }
 void TestApiserver::Stop() { impl_->Stop(); }
 

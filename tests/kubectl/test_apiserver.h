@@ -28,6 +28,19 @@
 //    ARGS; `hostname` prints <name>; `cat` (or no command) echoes stdin to stdout until stdin is
 //    closed; `false` exits 1; anything else prints to stderr and exits 127. The result goes on
 //    channel 3 as a metav1.Status (Success, or Failure/NonZeroExitCode), then a normal close.
+//  - SPDY/3.1: GET or POST /api/v1/namespaces/<ns>/pods/<pod>/exec or .../portforward with
+//    `Connection: Upgrade` and `Upgrade: SPDY/3.1` (what kubectl's SPDY client sends). The
+//    `X-Stream-Protocol-Version` offers (every header instance, comma-separated lists split) are
+//    negotiated like kube's httpstream.Handshake: the first one offered that the server accepts
+//    (exec: v4.channel.k8s.io, v3.channel.k8s.io, v2.channel.k8s.io, channel.k8s.io;
+//    portforward: portforward.k8s.io) is echoed back in a `101 Switching Protocols` with
+//    `Connection: Upgrade`, `Upgrade: SPDY/3.1`. None offered: 400; none acceptable: 403 with one
+//    `X-Accepted-Stream-Protocol-Versions` header per accepted version. After the 101 the server
+//    writes `spdy_greeting` (in the same TLS write as the 101 head), then echoes every raw byte
+//    it receives — bytes the client sent together with the request head included — until the
+//    client closes. It does NOT speak SPDY framing, so the real kubectl cannot use this route;
+//    it is for byte-level tests of proxies, which are protocol-blind after a 101. A portforward
+//    request without a SPDY upgrade gets 400.
 //  - Authentication: a TLS client certificate chained to `client_ca_pem` (user = its CN, groups =
 //    its O entries; any certificate in client_ca_pem is a trust anchor, as with kube-apiserver's
 //    --client-ca-file, so an intermediate CA alone works; the certificate's validity is checked
@@ -40,7 +53,8 @@
 //  - Every response (401, 403, 404 and the 101 upgrade included) carries a fresh random-UUID
 //    `Audit-Id` header and `X-Kshield-Test-Apiserver: <name>`.
 //  - Every request is recorded (method, target, user, all headers as received) before it is
-//    answered; requests() returns a copy. The most recent `max_recorded_requests` are kept.
+//    answered; requests() returns a copy. The most recent `max_recorded_requests` are kept. A
+//    SPDY echo stream's record gets its byte count and `stream_closed` when the stream ends.
 //
 // Threading: one thread accepts; each connection is served by its own thread with blocking I/O.
 // Stop() (or the destructor) closes the listener and every connection and joins all threads.
@@ -69,6 +83,7 @@ struct TestApiserverOptions {
   uint16_t port = 0;                       // 0 = a free port
   std::chrono::milliseconds watch_event_interval{500};
   size_t max_recorded_requests = 10000;
+  std::string spdy_greeting;  // bytes sent right after a SPDY/3.1 101 head, before any echo
 };
 
 struct RecordedRequest {
@@ -78,6 +93,10 @@ struct RecordedRequest {
   int status = 0;                   // status code answered (101 for an upgrade)
   std::string audit_id;             // the Audit-Id header of the answer
   std::string client_cert_pem;      // the TLS client certificate (leaf), if one was presented
+  // SPDY/3.1 echo streams only, set when the stream ends (the client closed, or Stop()):
+  bool stream_closed = false;
+  uint64_t stream_bytes_in = 0;   // raw bytes read from the client after the request head
+  uint64_t stream_bytes_out = 0;  // raw bytes written after the 101 head (greeting + echo)
 };
 
 class TestApiserver {
@@ -93,6 +112,7 @@ class TestApiserver {
   std::string url() const;  // "https://127.0.0.1:<port>"
   std::vector<RecordedRequest> requests() const;  // every request, for header assertions
   size_t request_count() const;                   // total so far (including dropped records)
+  size_t open_streams() const;  // SPDY/3.1 echo streams open now (answered 101, not yet ended)
   void ClearRequests();
   void Stop();  // idempotent
 

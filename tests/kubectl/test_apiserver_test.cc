@@ -1,6 +1,9 @@
 // The test apiserver itself: HTTPS with client certificates or tokens, discovery, Secrets,
-// watch streaming, Audit-Id, request recording; and the real kubectl talking to it directly
-// (get, get -o json, get -w, exec, version, refused without a certificate).
+// watch streaming, Audit-Id, request recording, the SPDY/3.1 exec / portforward echo; and the
+// real kubectl talking to it directly (get, get -o json, get -w, exec, version, refused without a
+// certificate).
+#include "kubectl/test_apiserver.h"
+
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -8,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -23,7 +27,7 @@
 #include "gtest/gtest.h"
 #include "kubectl/https_test_client.h"
 #include "kubectl/kubectl_fixture.h"
-#include "kubectl/test_apiserver.h"
+#include "kubectl/upgrade_test_client.h"
 #include "nlohmann/json.hpp"
 #include "support/process.h"
 
@@ -241,6 +245,189 @@ TEST_F(TestApiserverTest, StopEndsOpenWatchStreams) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
   EXPECT_FALSE(HttpsCall(api_->port(), AliceTls(), {.target = "/version"}).ok());
   api_->Stop();  // idempotent
+}
+
+// ---- SPDY/3.1 exec / portforward: negotiation, 101, raw echo ---------------------------------
+
+class TestApiserverSpdyTest : public TestApiserverTest {
+ protected:
+  UpgradeTlsOptions AliceUpgradeTls() const {
+    return {.ca_pem = pki_.ca.certificate_pem,
+            .client_cert_pem = alice_.cert_pem,
+            .client_key_pem = &alice_.key_pem};
+  }
+  static std::vector<std::pair<std::string, std::string>> Spdy(
+      std::vector<std::pair<std::string, std::string>> extra) {
+    std::vector<std::pair<std::string, std::string>> h = {{"Connection", "Upgrade"},
+                                                          {"Upgrade", "SPDY/3.1"}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    return h;
+  }
+  std::optional<RecordedRequest> Ended(const std::string& audit_id) {
+    std::optional<RecordedRequest> found;
+    WaitFor(
+        [&] {
+          for (const RecordedRequest& r : api_->requests()) {
+            if (r.audit_id == audit_id && r.stream_closed) {
+              found = r;
+              return true;
+            }
+          }
+          return false;
+        },
+        std::chrono::seconds(10));
+    return found;
+  }
+};
+
+TEST_F(TestApiserverSpdyTest, ExecNegotiatesLikeKubeAndEchoesEveryByte) {
+  UpgradeClient c(api_->port(), AliceUpgradeTls());
+  // Offers in two header instances, one a comma-separated list: the first acceptable offer wins.
+  const std::string early = std::string("\0\xff\x80\x03", 4) + "early";
+  auto r = c.Open(
+      UpgradeRequestHead("POST", "/api/v1/namespaces/default/pods/p1/exec?command=sh&stdin=true",
+                         Spdy({{"X-Stream-Protocol-Version", "v9.bogus, v3.channel.k8s.io"},
+                               {"X-Stream-Protocol-Version", "v4.channel.k8s.io"},
+                               {"Content-Length", "0"}})),
+      early);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 101) << r->body;
+  EXPECT_EQ(r->Values("Upgrade"), std::vector<std::string>{"SPDY/3.1"});
+  EXPECT_EQ(r->Values("Connection"), std::vector<std::string>{"Upgrade"});
+  EXPECT_EQ(r->Values("X-Stream-Protocol-Version"), std::vector<std::string>{"v3.channel.k8s.io"});
+  EXPECT_EQ(r->Header("X-Kshield-Test-Apiserver"), "east");
+  const std::string audit_id = r->Header("Audit-Id");
+  EXPECT_TRUE(std::regex_match(audit_id, kUuid)) << audit_id;
+  EXPECT_EQ(api_->open_streams(), 1u);
+
+  // Bytes sent with the head come back first, then everything else, unchanged.
+  auto first = c.Exchange({}, early.size());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, early);
+  std::string big(200 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131 + 7) & 0xff);
+  auto echoed = c.Exchange({big.substr(0, 65537), big.substr(65537)}, big.size());
+  ASSERT_TRUE(echoed.ok()) << echoed.status();
+  EXPECT_TRUE(*echoed == big);
+
+  std::vector<RecordedRequest> recs = api_->requests();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].method, "POST");
+  EXPECT_EQ(recs[0].target, "/api/v1/namespaces/default/pods/p1/exec?command=sh&stdin=true");
+  EXPECT_EQ(recs[0].user, "alice");
+  EXPECT_EQ(recs[0].status, 101);
+  EXPECT_EQ(recs[0].audit_id, audit_id);
+  EXPECT_EQ(HeaderValues(recs[0], "X-Stream-Protocol-Version"),
+            (std::vector<std::string>{"v9.bogus, v3.channel.k8s.io", "v4.channel.k8s.io"}));
+  EXPECT_FALSE(recs[0].stream_closed) << "still open";
+
+  ASSERT_TRUE(c.Shutdown().ok());
+  std::optional<RecordedRequest> ended = Ended(audit_id);
+  ASSERT_TRUE(ended.has_value()) << "the echo stream did not end when the client closed";
+  EXPECT_EQ(ended->stream_bytes_in, early.size() + big.size());
+  EXPECT_EQ(ended->stream_bytes_out, early.size() + big.size());
+  EXPECT_EQ(api_->open_streams(), 0u);
+}
+
+TEST_F(TestApiserverSpdyTest, PortForwardAndGreeting) {
+  api_.reset();
+  TestApiserverOptions o;
+  o.server_cert_pem = pki_.server_cert_pem;
+  o.server_key_pem = pki_.server_key_pem.Clone();
+  o.client_ca_pem = pki_.ca.certificate_pem;
+  o.name = "greeter";
+  o.spdy_greeting = std::string("hello\0\xff", 7);
+  auto api = TestApiserver::Start(std::move(o));
+  ASSERT_TRUE(api.ok()) << api.status();
+  api_ = std::move(*api);
+  UpgradeClient c(api_->port(), AliceUpgradeTls());
+  auto r = c.Open(UpgradeRequestHead("GET", "/api/v1/namespaces/team-a/pods/web/portforward",
+                                     Spdy({{"X-Stream-Protocol-Version", "portforward.k8s.io"}})));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 101) << r->body;
+  EXPECT_EQ(r->Header("X-Stream-Protocol-Version"), "portforward.k8s.io");
+  auto greeting = c.Exchange({}, 7);
+  ASSERT_TRUE(greeting.ok()) << greeting.status();
+  EXPECT_EQ(*greeting, std::string("hello\0\xff", 7));
+  auto echoed = c.Exchange({"abc"}, 3);
+  ASSERT_TRUE(echoed.ok()) << echoed.status();
+  EXPECT_EQ(*echoed, "abc");
+  c.Abort();
+  std::optional<RecordedRequest> ended = Ended(r->Header("Audit-Id"));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->stream_bytes_in, 3u);
+  EXPECT_EQ(ended->stream_bytes_out, 10u);
+}
+
+TEST_F(TestApiserverSpdyTest, RefusalsAreNotUpgraded) {
+  struct Case {
+    const char* name;
+    std::string method;
+    std::string target;
+    std::vector<std::pair<std::string, std::string>> headers;
+    int status;
+  };
+  const std::string exec = "/api/v1/namespaces/default/pods/p1/exec";
+  const std::string pf = "/api/v1/namespaces/default/pods/p1/portforward";
+  const std::vector<Case> cases = {
+      {"no version offered", "POST", exec, Spdy({}), 400},
+      {"no acceptable version", "POST", exec,
+       Spdy({{"X-Stream-Protocol-Version", "v5.channel.k8s.io"}}), 403},
+      {"exec version on portforward", "POST", pf,
+       Spdy({{"X-Stream-Protocol-Version", "v4.channel.k8s.io"}}), 403},
+      {"PUT", "PUT", exec, Spdy({{"X-Stream-Protocol-Version", "v4.channel.k8s.io"}}), 405},
+      {"portforward without upgrade",
+       "POST",
+       pf,
+       {{"X-Stream-Protocol-Version", "portforward.k8s.io"}},
+       400},
+      {"Upgrade without Connection: Upgrade",
+       "POST",
+       exec,
+       {{"Upgrade", "SPDY/3.1"}, {"X-Stream-Protocol-Version", "v4.channel.k8s.io"}},
+       400},
+  };
+  for (const Case& k : cases) {
+    UpgradeClient c(api_->port(), AliceUpgradeTls());
+    auto r = c.Open(UpgradeRequestHead(k.method, k.target, k.headers));
+    ASSERT_TRUE(r.ok()) << k.name << ": " << r.status();
+    EXPECT_EQ(r->status, k.status) << k.name << ": " << r->body;
+    EXPECT_TRUE(r->Values("Upgrade").empty()) << k.name;
+    if (k.status == 403) {
+      EXPECT_THAT(r->body, HasSubstr("unable to negotiate protocol")) << k.name;
+      EXPECT_FALSE(r->Values("X-Accepted-Stream-Protocol-Versions").empty()) << k.name;
+    }
+  }
+  EXPECT_EQ(api_->open_streams(), 0u);
+  for (const RecordedRequest& r : api_->requests()) EXPECT_NE(r.status, 101) << r.target;
+}
+
+TEST_F(TestApiserverSpdyTest, RequiresAClientCertificateOrTokenLikeEveryRoute) {
+  const std::string target = "/api/v1/namespaces/default/pods/p1/exec";
+  const auto headers = Spdy({{"X-Stream-Protocol-Version", "v4.channel.k8s.io"}});
+  {
+    UpgradeClient c(api_->port(), {.ca_pem = pki_.ca.certificate_pem});
+    auto r = c.Open(UpgradeRequestHead("POST", target, headers), "sneaky");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 401);
+    EXPECT_EQ(json::parse(r->body)["reason"], "Unauthorized");
+  }
+  {
+    auto with_token = headers;
+    with_token.emplace_back("Authorization", "Bearer token-for-bob");
+    UpgradeClient c(api_->port(), {.ca_pem = pki_.ca.certificate_pem});
+    auto r = c.Open(UpgradeRequestHead("POST", target, with_token));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 101);
+    EXPECT_TRUE(c.Shutdown().ok());
+  }
+  std::vector<RecordedRequest> recs = api_->requests();
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0].status, 401);
+  EXPECT_EQ(recs[0].user, "");
+  EXPECT_EQ(recs[0].stream_bytes_in, 0u);
+  EXPECT_EQ(recs[1].status, 101);
+  EXPECT_EQ(recs[1].user, "token-for-bob");
 }
 
 // kube-apiserver's --client-ca-file semantics: an intermediate cluster CA under a shared root
