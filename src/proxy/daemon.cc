@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pwd.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,18 +51,40 @@ class AuditLog {
   ~AuditLog() {
     if (owned_) close(fd_);
   }
+  // Called by every proxy I/O thread. On a regular file opened O_APPEND one write(2) of the whole
+  // line is appended atomically, so the threads need no lock (a lock here was the proxy's only
+  // cross-thread contention: a futex wake per request). A pipe or terminal (stderr) keeps the
+  // lock, since writes longer than PIPE_BUF may interleave there.
   void Write(const std::string& line) {
-    std::string out = line;
-    if (out.empty() || out.back() != '\n') out.push_back('\n');
-    std::lock_guard<std::mutex> lock(mu_);
-    (void)WriteAll(fd_, out);
+    static constexpr char kNewline = '\n';
+    iovec iov[2] = {{const_cast<char*>(line.data()), line.size()},
+                    {const_cast<char*>(&kNewline), 1}};
+    const int iovcnt = !line.empty() && line.back() == '\n' ? 1 : 2;
+    const size_t total = line.size() + (iovcnt == 2 ? 1 : 0);
+    std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+    if (!append_only_file_) lock.lock();
+    ssize_t n;
+    do {
+      n = writev(fd_, iov, iovcnt);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0 && static_cast<size_t>(n) < total) {
+      // Short write (disk full, or a pipe): finish under the lock, best effort.
+      if (!lock.owns_lock()) lock.lock();
+      std::string rest = line.substr(std::min(line.size(), static_cast<size_t>(n)));
+      if (iovcnt == 2) rest.push_back(kNewline);
+      (void)WriteAll(fd_, rest);
+    }
   }
 
  private:
-  AuditLog(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  AuditLog(int fd, bool owned) : fd_(fd), owned_(owned) {
+    struct stat st;
+    append_only_file_ = owned && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  }
   std::mutex mu_;
   int fd_;
   bool owned_;
+  bool append_only_file_ = false;
 };
 
 struct ClusterRuntime {

@@ -36,7 +36,7 @@
 #include "boost/asio/redirect_error.hpp"
 #include "boost/asio/ssl.hpp"
 #include "boost/asio/steady_timer.hpp"
-#include "boost/asio/strand.hpp"
+#include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/use_awaitable.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
@@ -249,8 +249,8 @@ absl::StatusOr<std::unique_ptr<ssl::context>> MakeUpstreamContext(const Upstream
   return ctx;
 }
 
-// An open TLS connection to an apiserver. Its socket uses the io_context's plain executor, so it
-// can serve a session on any strand (all of a session's operations run on its own strand).
+// An open TLS connection to an apiserver, registered with one I/O context: it only serves
+// sessions of that context (every operation of a session runs on its context's one thread).
 struct UpstreamConn {
   UpstreamConn(net::io_context& ioc, ssl::context& ctx) : stream(ioc, ctx) {}
   tcp::socket& socket() { return stream.next_layer(); }
@@ -266,8 +266,15 @@ struct UpstreamConn {
   Clock::time_point idle_since;
 };
 
-// One configured cluster: its Upstream, TLS context and idle connection pool. Replaced whole by
-// SetUpstream; a request keeps the state it started with.
+// Idle upstream connections of one cluster for one I/O context: a connection is only reused by
+// sessions of the io_context its socket is registered with.
+struct IdlePool {
+  absl::Mutex mu;  // uncontended on the request path; SetUpstream / teardown may run elsewhere
+  std::vector<std::unique_ptr<UpstreamConn>> idle ABSL_GUARDED_BY(mu);
+};
+
+// One configured cluster: its Upstream, TLS context and idle connection pools (one per I/O
+// context). Replaced whole by SetUpstream; a request keeps the state it started with.
 struct ClusterState {
   std::string name;
   std::shared_ptr<const Upstream> upstream;
@@ -276,20 +283,21 @@ struct ClusterState {
   std::string verify_name;
   bool verify_is_ip = false;
   std::unique_ptr<ssl::context> ctx;
-  size_t max_idle = 0;
+  size_t max_idle = 0;  // per I/O context
+  std::unique_ptr<IdlePool[]> pools;
+  size_t pool_count = 0;
 
-  absl::Mutex mu;
-  std::vector<std::unique_ptr<UpstreamConn>> idle ABSL_GUARDED_BY(mu);
-
-  std::unique_ptr<UpstreamConn> TakeIdle() {
+  std::unique_ptr<UpstreamConn> TakeIdle(size_t io_index) {
+    if (io_index >= pool_count) return nullptr;
+    IdlePool& pool = pools[io_index];
     std::vector<std::unique_ptr<UpstreamConn>> stale;  // closed outside the lock
     std::unique_ptr<UpstreamConn> out;
     {
-      absl::MutexLock l(&mu);
+      absl::MutexLock l(&pool.mu);
       const auto now = Clock::now();
-      while (!idle.empty()) {
-        std::unique_ptr<UpstreamConn> c = std::move(idle.back());
-        idle.pop_back();
+      while (!pool.idle.empty()) {
+        std::unique_ptr<UpstreamConn> c = std::move(pool.idle.back());
+        pool.idle.pop_back();
         if (now - c->idle_since < kMaxIdleAge && c->LooksReusable()) {
           out = std::move(c);
           break;
@@ -300,20 +308,24 @@ struct ClusterState {
     return out;
   }
 
-  void PutIdle(std::unique_ptr<UpstreamConn> c) {
+  void PutIdle(size_t io_index, std::unique_ptr<UpstreamConn> c) {
+    if (io_index >= pool_count) return;
+    IdlePool& pool = pools[io_index];
     c->idle_since = Clock::now();
-    absl::MutexLock l(&mu);
-    if (idle.size() < max_idle) idle.push_back(std::move(c));
+    absl::MutexLock l(&pool.mu);
+    if (pool.idle.size() < max_idle) pool.idle.push_back(std::move(c));
   }
 };
 
 std::shared_ptr<ClusterState> MakeClusterState(const std::string& name,
                                                std::shared_ptr<const Upstream> upstream,
-                                               size_t max_idle) {
+                                               size_t max_idle, size_t io_contexts) {
   auto cs = std::make_shared<ClusterState>();
   cs->name = name;
   cs->upstream = std::move(upstream);
   cs->max_idle = max_idle;
+  cs->pools = std::make_unique<IdlePool[]>(io_contexts);
+  cs->pool_count = io_contexts;
   if (cs->upstream == nullptr) {
     cs->error = absl::InvalidArgumentError("no upstream");
     return cs;
@@ -426,9 +438,11 @@ void SetSocketOptions(tcp::socket& s) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<Shared> shared, net::io_context& ioc, tcp::socket socket)
+  Session(std::shared_ptr<Shared> shared, net::io_context& ioc, size_t io_index,
+          tcp::socket socket)
       : shared_(std::move(shared)),
         ioc_(ioc),
+        io_index_(io_index),
         client_(std::move(socket), shared_->server_ctx),
         timer_(client_.get_executor()) {
     shared_->connections.fetch_add(1, std::memory_order_relaxed);
@@ -783,7 +797,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::optional<http::response_parser<http::buffer_body>> rp;
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
-      upstream_ = cs->TakeIdle();
+      upstream_ = cs->TakeIdle(io_index_);
       if (upstream_) {
         reused = true;
       } else {
@@ -889,7 +903,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // be read as the next response: such a connection is not reused.
     if (r == RelayResult::kOk && upstream_keep_alive && rp->is_done() && !close_delimited &&
         upstream_->buffer.size() == 0) {
-      cs->PutIdle(std::move(upstream_));
+      cs->PutIdle(io_index_, std::move(upstream_));
     } else {
       upstream_.reset();
     }
@@ -969,6 +983,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   const std::shared_ptr<Shared> shared_;
   net::io_context& ioc_;
+  const size_t io_index_;
   Stream client_;
   beast::flat_buffer client_buf_;
   net::steady_timer timer_;
@@ -992,14 +1007,20 @@ class Session : public std::enable_shared_from_this<Session> {
 
 // --- Proxy ---------------------------------------------------------------------------------------
 
+// One io_context per I/O thread: a session and its upstream connections live on one thread for
+// their whole life, so no strand, no cross-thread hand-off and no wake-up of another thread is
+// on the request path. The acceptor (on context 0) deals connections out round-robin.
 class Proxy::Impl {
  public:
   explicit Impl(std::shared_ptr<Shared> shared, int threads)
-      : shared_(std::move(shared)),
-        ioc_(std::make_unique<net::io_context>(threads)),
-        acceptor_(std::in_place, *ioc_),
-        backoff_(std::in_place, *ioc_),
-        threads_wanted_(threads) {}
+      : shared_(std::move(shared)), io_count_(static_cast<size_t>(threads)) {
+    for (int i = 0; i < threads; ++i) {
+      iocs_.push_back(std::make_unique<net::io_context>(1));
+      guards_.emplace_back(iocs_.back()->get_executor());
+    }
+    acceptor_.emplace(*iocs_[0]);
+    backoff_.emplace(*iocs_[0]);
+  }
   ~Impl() { Stop(); }
 
   absl::Status Listen(const net::ip::address& address, uint16_t port) {
@@ -1020,11 +1041,11 @@ class Proxy::Impl {
 
   void Run() {
     DoAccept();
-    for (int i = 0; i < threads_wanted_; ++i) {
-      threads_.emplace_back([this] {
+    for (auto& ioc : iocs_) {
+      threads_.emplace_back([ioc = ioc.get()] {
         for (;;) {
           try {
-            ioc_->run();
+            ioc->run();
             return;  // stopped
           } catch (const std::exception& e) {
             log::Error("proxy.io_thread_exception", {{"what", e.what()}});
@@ -1038,8 +1059,9 @@ class Proxy::Impl {
 
   void Stop() {
     std::lock_guard<std::mutex> l(stop_mu_);
-    if (ioc_ == nullptr) return;
-    ioc_->stop();
+    if (iocs_.empty()) return;
+    guards_.clear();
+    for (auto& ioc : iocs_) ioc->stop();
     for (std::thread& t : threads_) t.join();
     threads_.clear();
     acceptor_.reset();
@@ -1048,12 +1070,14 @@ class Proxy::Impl {
       absl::MutexLock w(&write_mu_);
       shared_->clusters.store(std::make_shared<const ClusterMap>());
     }
-    ioc_.reset();  // destroys every session (and its sockets) still pending
+    iocs_.clear();  // destroys every session (and its sockets) still pending
   }
 
   void SetUpstream(const std::string& cluster, std::shared_ptr<const Upstream> upstream) {
+    const size_t n = pool_count();
+    const size_t per_context = (shared_->max_idle_per_cluster + n - 1) / n;
     std::shared_ptr<ClusterState> cs =
-        MakeClusterState(cluster, std::move(upstream), shared_->max_idle_per_cluster);
+        MakeClusterState(cluster, std::move(upstream), per_context, n);
     if (!cs->error.ok()) {
       log::Warn("proxy.upstream_unusable",
                 {{"cluster", cluster}, {"reason", std::string(cs->error.message())}});
@@ -1074,9 +1098,14 @@ class Proxy::Impl {
   uint16_t port() const { return port_; }
 
  private:
+  size_t pool_count() const { return io_count_; }
+
   void DoAccept() {
+    const size_t index = next_io_;
+    next_io_ = (next_io_ + 1) % iocs_.size();
+    net::io_context& ioc = *iocs_[index];
     acceptor_->async_accept(
-        net::make_strand(*ioc_), [this](boost::system::error_code ec, tcp::socket socket) {
+        ioc, [this, &ioc, index](boost::system::error_code ec, tcp::socket socket) {
           if (ec == net::error::operation_aborted) return;
           if (ec) {
             // EMFILE and friends: back off instead of spinning.
@@ -1092,17 +1121,21 @@ class Proxy::Impl {
             boost::system::error_code cec;
             socket.close(cec);
           } else {
-            Session::Launch(std::make_shared<Session>(shared_, *ioc_, std::move(socket)));
+            Session::Launch(std::make_shared<Session>(shared_, ioc, index, std::move(socket)));
           }
           DoAccept();
         });
   }
 
+  using WorkGuard = net::executor_work_guard<net::io_context::executor_type>;
+
   std::shared_ptr<Shared> shared_;
-  std::unique_ptr<net::io_context> ioc_;
+  const size_t io_count_;
+  std::vector<std::unique_ptr<net::io_context>> iocs_;
+  std::vector<WorkGuard> guards_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<net::steady_timer> backoff_;
-  const int threads_wanted_;
+  size_t next_io_ = 0;  // used on context 0's thread only (and before Run)
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
   std::mutex stop_mu_;
