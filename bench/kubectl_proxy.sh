@@ -13,11 +13,14 @@
 #                      compare instead of reading the already-verified certificate's CN)
 #
 #   bench/kubectl_proxy.sh [BUILD_DIR] [SECONDS]        (defaults: build, 10)
-#   env: CONNECTIONS (32), THREADS (2)
+#   env: CONNECTIONS (32), THREADS (wrk threads, 2), PROXY_THREADS (the daemon's proxy_threads, 2)
 #
 # Two measurements per target: throughput (requests/s, p50, p99) at $CONNECTIONS keep-alive
 # connections, and latency at ONE connection (p50, p99), because at 32 connections on a small
-# machine the latency is mostly queueing. "added p50" = p50(target, 1 conn) - p50(direct, 1 conn).
+# machine the latency is mostly queueing. During the throughput run the proxy process's own CPU
+# time (user + system, from /proc/PID/stat) is divided by the requests it served: "cpu us/req",
+# which depends far less on what else the machine is doing than requests/s does.
+# "added p50" = p50(target, 1 conn) - p50(direct, 1 conn).
 # Goal (issue 6 §5): daemon >= 2 x kubectl proxy throughput, added p50 <= 0.3 ms.
 #
 # Needs: wrk, kubectl, openssl, python3, and BUILD_DIR/bin/kshield-kubectl,
@@ -28,6 +31,7 @@ BUILD=${1:-build}
 SECS=${2:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
+PROXY_THREADS=${PROXY_THREADS:-2}
 BIN=$(cd "$BUILD/bin" && pwd)
 TBIN=$(cd "$BUILD/tests" && pwd)
 for tool in wrk kubectl openssl python3; do
@@ -106,7 +110,7 @@ listen_port: 0
 control_socket: $SOCK
 audit_log: $T/audit.log
 log_level: warn
-proxy_threads: ${THREADS}
+proxy_threads: ${PROXY_THREADS}
 clusters:
   - name: bench
     server: https://127.0.0.1:$API_PORT
@@ -117,6 +121,7 @@ KSH() { HOME="$T/home" XDG_RUNTIME_DIR="$T/xdg" "$BIN/kshield-kubectl" --socket 
 HOME="$T/home" XDG_RUNTIME_DIR="$T/xdg" "$BIN/kshield-kubectl" daemon --config daemon.yaml \
   >daemon.log 2>&1 &
 PIDS+=($!)
+DAEMON_PID=$!
 wait_for 20 KSH status || { cat daemon.log; exit 1; }
 kubeconfig_for import.kubeconfig "https://127.0.0.1:$API_PORT"
 KSH import import.kubeconfig --delete >/dev/null
@@ -130,6 +135,7 @@ KP_PORT=$(free_port)
 HOME="$T/home" kubectl --kubeconfig proxy.kubeconfig proxy --address 127.0.0.1 --port "$KP_PORT" \
   >kubectl-proxy.log 2>&1 &
 PIDS+=($!)
+KP_PID=$!
 wait_for 20 python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$KP_PORT/version')" \
   || { cat kubectl-proxy.log; exit 1; }
 
@@ -172,36 +178,44 @@ print(rps, lat["50"], lat["99"], errs.group(1) if errs else 0)
 '
 }
 
-declare -A RPS P50 P99 L50 L99
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, clock ticks
+TICK=$(getconf CLK_TCK)
+
+declare -A RPS P50 P99 L50 L99 CPU
 echo "kshield-kubectl proxy benchmark: GET $P, ${SECS}s per run, $(nproc) cores"
 for target in daemon kubectl-proxy direct; do
   case $target in
-    daemon) url=$URL_DAEMON tok=$LOCAL_TOKEN ;;
-    kubectl-proxy) url=$URL_PROXY tok= ;;
-    direct) url=$URL_DIRECT tok=$DIRECT_TOKEN ;;
+    daemon) url=$URL_DAEMON tok=$LOCAL_TOKEN pid=$DAEMON_PID ;;
+    kubectl-proxy) url=$URL_PROXY tok= pid=$KP_PID ;;
+    direct) url=$URL_DIRECT tok=$DIRECT_TOKEN pid= ;;
   esac
   # Warm-up (connection pools, discovery) so the measured runs see steady state.
   SECS=2 run_wrk 4 1 "$url" "$tok" >/dev/null
+  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
   read -r rps p50 p99 bad < <(run_wrk "$CONNECTIONS" "$THREADS" "$url" "$tok")
   [ "$bad" = 0 ] || { echo "$target: $bad non-2xx responses" >&2; exit 1; }
-  RPS[$target]=$rps P50[$target]=$p50 P99[$target]=$p99
+  RPS[$target]=$rps P50[$target]=$p50 P99[$target]=$p99 CPU[$target]=-
+  if [ -n "$pid" ]; then
+    CPU[$target]=$(python3 -c "print('%.0f' % (($(cpu_ticks "$pid") - $t0) / $TICK / ($rps * $SECS) * 1e6))")
+  fi
   read -r _ l50 l99 bad < <(run_wrk 1 1 "$url" "$tok")
   [ "$bad" = 0 ] || { echo "$target: $bad non-2xx responses" >&2; exit 1; }
   L50[$target]=$l50 L99[$target]=$l99
 done
 
-printf '\n%-15s %12s %10s %10s   %12s %12s\n' target "req/s@$CONNECTIONS" "p50 ms" "p99 ms" \
-  "p50 ms@1" "p99 ms@1"
+printf '\n%-15s %12s %10s %10s %12s   %12s %12s\n' target "req/s@$CONNECTIONS" "p50 ms" "p99 ms" \
+  "cpu us/req" "p50 ms@1" "p99 ms@1"
 for target in daemon kubectl-proxy direct; do
-  printf '%-15s %12.0f %10.3f %10.3f   %12.3f %12.3f\n' "$target" "${RPS[$target]}" \
-    "${P50[$target]}" "${P99[$target]}" "${L50[$target]}" "${L99[$target]}"
+  printf '%-15s %12.0f %10.3f %10.3f %12s   %12.3f %12.3f\n' "$target" "${RPS[$target]}" \
+    "${P50[$target]}" "${P99[$target]}" "${CPU[$target]}" "${L50[$target]}" "${L99[$target]}"
 done
 python3 - "${RPS[daemon]}" "${RPS[kubectl-proxy]}" "${RPS[direct]}" "${L50[daemon]}" \
-  "${L50[kubectl-proxy]}" "${L50[direct]}" <<'EOF'
+  "${L50[kubectl-proxy]}" "${L50[direct]}" "${CPU[daemon]}" "${CPU[kubectl-proxy]}" <<'EOF'
 import sys
-rd, rk, rx, ld, lk, lx = map(float, sys.argv[1:])
+rd, rk, rx, ld, lk, lx, cd, ck = map(float, sys.argv[1:])
 print()
 print("throughput daemon / kubectl proxy: %.2fx   (goal >= 2x)" % (rd / rk))
+print("CPU per request kubectl proxy / daemon: %.2fx" % (ck / cd))
 print("throughput daemon / direct:        %.2fx" % (rd / rx))
 print("added p50 over direct (1 conn):    daemon %.3f ms (goal <= 0.3 ms), kubectl proxy %.3f ms"
       % (ld - lx, lk - lx))
