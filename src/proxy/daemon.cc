@@ -20,8 +20,8 @@
 #include "common/secret.h"
 #include "common/status.h"
 #include "crypto/x509.h"
+#include "net/https_client.h"
 #include "proxy/control.h"
-#include "proxy/daemon_http.h"
 #include "proxy/daemon_oidc.h"
 #include "proxy/kubeconfig.h"
 #include "proxy/proxy.h"
@@ -448,7 +448,7 @@ absl::Status Daemon::EnrollRelay(ClusterRuntime* c) {
   nlohmann::json body = {{"csr", csr}};
   if (!evidence.empty()) body["evidence_certificate"] = evidence;
 
-  HttpsRequest req;
+  net::HttpsRequest req;
   req.method = "POST";
   req.url = absl::StrCat(relay.url, relay.url.back() == '/' ? "" : "/", "v1/clusters/",
                          c->config.name, "/certificates");
@@ -460,7 +460,7 @@ absl::Status Daemon::EnrollRelay(ClusterRuntime* c) {
     req.client_key_pem = &client_key;
   }
   if (!bearer.empty()) req.bearer = &bearer;
-  absl::StatusOr<HttpsResponse> resp = HttpsCall(req, body.dump());
+  absl::StatusOr<net::HttpsResponse> resp = net::HttpsCall(req, body.dump());
   if (!resp.ok()) return Annotate(resp.status(), "relay");
   nlohmann::json j = nlohmann::json::parse(resp->body, nullptr, false);
   if (resp->status != 200) {

@@ -29,13 +29,13 @@ target_link_libraries(kshield_kubectl_core
 
 add_library(kshield_kubectl_daemon STATIC
   daemon.cc
-  daemon_http.cc
   daemon_oidc.cc
 )
 target_link_libraries(kshield_kubectl_daemon
   PUBLIC
     kshield_kubectl_core
   PRIVATE
+    kshield_https_client
     kshield_proxy
     kshield_x509
     kshield_tee

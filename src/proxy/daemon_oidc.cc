@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "net/https_client.h"
 #include "nlohmann/json.hpp"
 #include "proxy/control.h"
-#include "proxy/daemon_http.h"
 
 namespace kshield::kubectl {
 namespace {
@@ -86,19 +86,19 @@ absl::Status OidcTokenSource::Refresh() {
   std::string form = "grant_type=refresh_token&refresh_token=";
   {
     absl::MutexLock lock(&mu_);
-    form += FormEscape(refresh_token_.UnsafeStringView());
+    form += net::FormEscape(refresh_token_.UnsafeStringView());
   }
-  form += "&client_id=" + FormEscape(config_.client_id);
+  form += "&client_id=" + net::FormEscape(config_.client_id);
   if (!client_secret_.empty()) {
-    form += "&client_secret=" + FormEscape(client_secret_.UnsafeStringView());
+    form += "&client_secret=" + net::FormEscape(client_secret_.UnsafeStringView());
   }
-  HttpsRequest req;
+  net::HttpsRequest req;
   req.method = "POST";
   req.url = config_.token_endpoint;
   req.ca_pem = ca_pem_;
   req.content_type = "application/x-www-form-urlencoded";
   req.timeout = timeout_;
-  absl::StatusOr<HttpsResponse> resp = HttpsCall(req, form);
+  absl::StatusOr<net::HttpsResponse> resp = net::HttpsCall(req, form);
   OPENSSL_cleanse(form.data(), form.size());
   if (!resp.ok()) return Annotate(resp.status(), "OIDC token endpoint");
   nlohmann::json j = nlohmann::json::parse(resp->body, nullptr, false);

@@ -8,8 +8,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/duration.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "net/https_client.h"
 
 namespace kshield::relay {
 namespace {
@@ -41,6 +43,7 @@ class Section {
   }
   bool Has(const char* key) const { return node_[key].IsDefined() && !node_[key].IsNull(); }
   YAML::Node Get(const char* key) const { return node_[key]; }
+  const std::string& path() const { return path_; }
   std::string Join(std::string_view key) const {
     return path_.empty() ? std::string(key) : absl::StrCat(path_, ".", AV(key));
   }
@@ -101,13 +104,45 @@ class Section {
   std::string path_;
 };
 
+// Where the issuer's keys come from: a file, or the issuer's jwks_uri over HTTPS.
+absl::Status ParseJwksSource(const Section& s, const std::string& base, OidcConfig* o) {
+  const bool has_file = s.Has("jwks_file");
+  const bool has_url = s.Has("jwks_url");
+  if (!has_file && !has_url) {
+    return KeyError(s.path(), "one of jwks_url and jwks_file is required");
+  }
+  if (has_file && has_url) {
+    return KeyError(s.path(), "jwks_url and jwks_file are exclusive (set exactly one)");
+  }
+  if (has_file) {
+    KSH_RETURN_IF_ERROR(s.Path("jwks_file", base, &o->jwks_file, true));
+    for (const char* key : {"jwks_ca_file", "jwks_refresh"}) {
+      if (s.Has(key)) return KeyError(s.Join(key), "only applies to jwks_url");
+    }
+    return absl::OkStatus();
+  }
+  KSH_RETURN_IF_ERROR(s.String("jwks_url", &o->jwks_url, true));
+  // The rules of the client that will fetch it, so a URL accepted here is one it can use.
+  if (auto u = net::SplitHttpsUrl(o->jwks_url); !u.ok()) {
+    return KeyError(s.Join("jwks_url"),
+                    absl::StrCat("must be an https:// URL (", u.status().message(), ")"));
+  }
+  KSH_RETURN_IF_ERROR(s.Path("jwks_ca_file", base, &o->jwks_ca_file));
+  KSH_RETURN_IF_ERROR(s.Duration("jwks_refresh", &o->jwks_refresh));
+  if (o->jwks_refresh < kMinJwksRefresh || o->jwks_refresh > kMaxJwksRefresh) {
+    return KeyError(s.Join("jwks_refresh"), "must be from 1m to 24h");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseOidc(const Section& s, const std::string& base, OidcConfig* o) {
-  KSH_RETURN_IF_ERROR(s.Check({"issuer", "audience", "jwks_file", "username_claim", "groups_claim",
-                               "clock_skew", "max_token_bytes"}));
+  KSH_RETURN_IF_ERROR(
+      s.Check({"issuer", "audience", "jwks_file", "jwks_url", "jwks_ca_file", "jwks_refresh",
+               "username_claim", "groups_claim", "clock_skew", "max_token_bytes"}));
   o->enabled = true;
   KSH_RETURN_IF_ERROR(s.String("issuer", &o->issuer, true));
   KSH_RETURN_IF_ERROR(s.String("audience", &o->audience, true));
-  KSH_RETURN_IF_ERROR(s.Path("jwks_file", base, &o->jwks_file, true));
+  KSH_RETURN_IF_ERROR(ParseJwksSource(s, base, o));
   KSH_RETURN_IF_ERROR(s.String("username_claim", &o->username_claim));
   KSH_RETURN_IF_ERROR(s.String("groups_claim", &o->groups_claim));
   if (o->username_claim.empty()) return KeyError(s.Join("username_claim"), "must not be empty");
@@ -241,18 +276,10 @@ bool IsValidClusterName(std::string_view name) {
 }
 
 absl::StatusOr<absl::Duration> ParseConfigDuration(std::string_view text) {
-  absl::Duration d;
-  int64_t seconds = 0;
-  if (absl::SimpleAtoi(AV(text), &seconds)) {
-    d = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(AV(text), &d)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid duration \"", AV(text), "\" (examples: 1h, 30m, 90s)"));
-  }
-  if (d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat("duration \"", AV(text), "\" must be positive"));
-  }
-  return d;
+  // Positive; a bare number is seconds. The caller (Section::Duration) names the key.
+  return ParseDuration(text, {.min = absl::Nanoseconds(1),
+                              .allow_bare_number = true,
+                              .bare_number_unit = absl::Seconds(1)});
 }
 
 absl::StatusOr<RelayConfig> ParseRelayConfig(std::string_view yaml, const std::string& base_dir) {

@@ -11,7 +11,11 @@
 //   oidc:                             # optional: users may authenticate by an OIDC ID token
 //     issuer: https://idp.example.com
 //     audience: kshield               # the relay's client id at the IdP
-//     jwks_file: idp-jwks.json        # the issuer's JWKS (re-read when a token names a new kid)
+//     jwks_url: https://idp.example.com/oauth2/v1/keys   # the issuer's jwks_uri, fetched over
+//                                     #   HTTPS at start, every jwks_refresh, and on a new kid
+//     jwks_ca_file: idp-ca.pem        # optional: trust anchors for jwks_url (default: system)
+//     jwks_refresh: 1h                # 1m..24h
+//     # or, instead of jwks_url: jwks_file: idp-jwks.json (re-read when a token names a new kid)
 //     username_claim: email           # default email (email_verified must not be false)
 //     groups_claim: groups            # corporate groups, matched by "group:<name>" policy rules
 //     clock_skew: 60s
@@ -48,7 +52,11 @@ struct OidcConfig {
   bool enabled = false;  // true when the `oidc:` section is present
   std::string issuer;
   std::string audience;
+  // Exactly one of jwks_file / jwks_url (relay/jwks_source.h says how each is kept fresh).
   std::string jwks_file;
+  std::string jwks_url;      // https:// only
+  std::string jwks_ca_file;  // jwks_url's trust anchors (PEM); empty: the system trust store
+  absl::Duration jwks_refresh = absl::Hours(1);  // jwks_url only
   std::string username_claim = "email";
   std::string groups_claim = "groups";
   absl::Duration clock_skew = absl::Seconds(60);
@@ -84,6 +92,8 @@ struct RelayConfig {
 
 inline constexpr absl::Duration kMaxCertificateTtl = absl::Hours(24);
 inline constexpr absl::Duration kMinCertificateTtl = absl::Minutes(1);
+inline constexpr absl::Duration kMinJwksRefresh = absl::Minutes(1);
+inline constexpr absl::Duration kMaxJwksRefresh = absl::Hours(24);
 
 // Parses and validates the config text (no file is opened). `base_dir` resolves relative paths.
 // Errors name the key: `clusters[1].ca.key_file: missing`.

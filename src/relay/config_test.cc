@@ -58,6 +58,8 @@ TEST(RelayConfigTest, ParsesAFullConfig) {
   EXPECT_EQ(c->oidc.username_claim, "email");
   EXPECT_EQ(c->oidc.groups_claim, "groups");
   EXPECT_EQ(c->oidc.clock_skew, absl::Minutes(2));
+  EXPECT_EQ(c->oidc.jwks_file, "/etc/kshield/jwks.json");
+  EXPECT_EQ(c->oidc.jwks_url, "");
   ASSERT_EQ(c->clusters.size(), 2u);
   EXPECT_EQ(c->clusters[0].max_ttl, absl::Hours(1));
   EXPECT_FALSE(c->clusters[0].require_tee);
@@ -86,6 +88,67 @@ TEST(RelayConfigTest, ErrorsNameTheKey) {
   ExpectError(Replace(kConfig, "policy_file: policy.yaml\n", ""), "policy_file: missing");
   ExpectError("[1, 2]", "must be a YAML mapping");
   ExpectError("tls: {", "not valid YAML");
+}
+
+TEST(RelayConfigTest, JwksUrl) {
+  const std::string url_config = Replace(kConfig, "  jwks_file: jwks.json\n",
+                                         "  jwks_url: https://idp.example.com:8443/oauth2/v1/keys\n"
+                                         "  jwks_ca_file: idp-ca.pem\n  jwks_refresh: 30m\n");
+  auto c = ParseRelayConfig(url_config, "/etc/kshield");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->oidc.jwks_url, "https://idp.example.com:8443/oauth2/v1/keys");
+  EXPECT_EQ(c->oidc.jwks_file, "");
+  EXPECT_EQ(c->oidc.jwks_ca_file, "/etc/kshield/idp-ca.pem");
+  EXPECT_EQ(c->oidc.jwks_refresh, absl::Minutes(30));
+
+  // Defaults: the system trust store, hourly.
+  c = ParseRelayConfig(
+      Replace(Replace(url_config, "  jwks_ca_file: idp-ca.pem\n", ""), "  jwks_refresh: 30m\n", ""),
+      "/etc/kshield");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->oidc.jwks_ca_file, "");
+  EXPECT_EQ(c->oidc.jwks_refresh, absl::Hours(1));
+  EXPECT_EQ(c->oidc.jwks_refresh, OidcConfig().jwks_refresh);
+}
+
+TEST(RelayConfigTest, JwksUrlMutations) {
+  const std::string url_config =
+      Replace(kConfig, "  jwks_file: jwks.json\n",
+              "  jwks_url: https://idp.example.com/keys\n  jwks_refresh: 30m\n");
+  // https:// only, and a URL the client can use.
+  ExpectError(Replace(url_config, "https://idp.example.com/keys", "http://idp.example.com/keys"),
+              "oidc.jwks_url: must be an https:// URL");
+  for (const char* bad : {"idp.example.com/keys", "https://", "https://user@idp/keys",
+                          "https://idp:0/keys", "https://idp/a b", "ftp://idp/keys"}) {
+    ExpectError(Replace(url_config, "https://idp.example.com/keys", std::string("\"") + bad + "\""),
+                "oidc.jwks_url: must be an https:// URL");
+  }
+  ExpectError(Replace(url_config, "https://idp.example.com/keys", "\"\""),
+              "oidc.jwks_url: must not be empty");
+  // Exactly one source.
+  ExpectError(Replace(url_config, "  jwks_refresh: 30m\n", "  jwks_refresh: 30m\n  jwks_file: j\n"),
+              "oidc: jwks_url and jwks_file are exclusive");
+  ExpectError(Replace(kConfig, "  jwks_file: jwks.json\n", ""),
+              "oidc: one of jwks_url and jwks_file is required");
+  // Refresh bounds and syntax.
+  ExpectError(Replace(url_config, "jwks_refresh: 30m", "jwks_refresh: 59s"),
+              "oidc.jwks_refresh: must be from 1m to 24h");
+  ExpectError(Replace(url_config, "jwks_refresh: 30m", "jwks_refresh: 25h"),
+              "oidc.jwks_refresh: must be from 1m to 24h");
+  ExpectError(Replace(url_config, "jwks_refresh: 30m", "jwks_refresh: often"), "invalid duration");
+  EXPECT_TRUE(
+      ParseRelayConfig(Replace(url_config, "jwks_refresh: 30m", "jwks_refresh: 1m"), "/").ok());
+  EXPECT_TRUE(
+      ParseRelayConfig(Replace(url_config, "jwks_refresh: 30m", "jwks_refresh: 24h"), "/").ok());
+  // The URL's companions mean nothing with a file: say so rather than ignore them.
+  ExpectError(
+      Replace(kConfig, "  jwks_file: jwks.json\n", "  jwks_file: jwks.json\n  jwks_refresh: 5m\n"),
+      "oidc.jwks_refresh: only applies to jwks_url");
+  ExpectError(Replace(kConfig, "  jwks_file: jwks.json\n",
+                      "  jwks_file: jwks.json\n  jwks_ca_file: ca.pem\n"),
+              "oidc.jwks_ca_file: only applies to jwks_url");
+  ExpectError(Replace(url_config, "jwks_refresh: 30m", "jwks_refreshh: 30m"),
+              "oidc.jwks_refreshh: unknown key");
 }
 
 TEST(RelayConfigTest, RequireTeeNeedsAttestation) {

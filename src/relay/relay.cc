@@ -80,13 +80,10 @@ absl::StatusOr<std::unique_ptr<ssl::context>> MakeTlsContext(const RelayConfig& 
     return absl::InvalidArgumentError(
         absl::StrCat("tls.cert_file ", c.tls_cert_file, ": not a PEM certificate chain"));
   }
-  if (absl::Status s = CheckPrivateFile(c.tls_key_file); !s.ok()) {
-    return Annotate(s, "tls.key_file " + c.tls_key_file);
-  }
-  auto key_text = ReadFileBounded(c.tls_key_file, kMaxTlsFileBytes);
-  if (!key_text.ok()) return Annotate(key_text.status(), "tls.key_file " + c.tls_key_file);
-  SecretBytes key = SecretBytes::CopyFrom(*key_text);
-  OPENSSL_cleanse(key_text->data(), key_text->size());
+  // Opened, checked (0600 / 0400, ours or root's) and read in one step, into protected memory.
+  absl::StatusOr<SecretBytes> key_or = ReadPrivateFile(c.tls_key_file, kMaxTlsFileBytes);
+  if (!key_or.ok()) return Annotate(key_or.status(), "tls.key_file " + c.tls_key_file);
+  SecretBytes key = std::move(*key_or);
   ctx->use_private_key(net::buffer(key.UnsafeView().data(), key.size()), ssl::context::pem, ec);
   if (ec || SSL_CTX_check_private_key(native) != 1) {
     ERR_clear_error();

@@ -9,7 +9,6 @@
 #include <openssl/x509.h>
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 
@@ -26,6 +25,7 @@
 #include "crypto/x509.h"
 #include "relay/json_util.h"
 #include "relay/jwks.h"
+#include "relay/jwks_source.h"
 #include "relay/jwt.h"
 #include "relay/policy.h"
 #include "tee/quote/policy.h"
@@ -36,7 +36,6 @@ namespace kshield::relay {
 namespace {
 
 constexpr size_t kMaxPemFileBytes = 256 * 1024;
-constexpr absl::Duration kJwksReloadInterval = absl::Seconds(30);
 constexpr std::string_view kRoutePrefix = "/v1/clusters/";
 constexpr std::string_view kRouteSuffix = "/certificates";
 
@@ -47,15 +46,11 @@ struct ClusterState {
   absl::Time ca_not_after;
 };
 
-// A key file: 0600 and ours, read into protected memory; the plain copy is wiped.
+// A key file: 0600 / 0400 and ours (or root's, e.g. a Secret volume), opened, checked and read
+// in one step straight into protected memory.
 absl::StatusOr<SecretBytes> ReadKeyFile(const std::string& path, std::string_view what) {
-  if (absl::Status s = CheckPrivateFile(path); !s.ok()) {
-    return Annotate(s, absl::StrCat(AV(what), " ", path));
-  }
-  auto text = ReadFileBounded(path, kMaxPemFileBytes);
-  if (!text.ok()) return Annotate(text.status(), absl::StrCat(AV(what), " ", path));
-  SecretBytes key = SecretBytes::CopyFrom(*text);
-  OPENSSL_cleanse(text->data(), text->size());
+  absl::StatusOr<SecretBytes> key = ReadPrivateFile(path, kMaxPemFileBytes);
+  if (!key.ok()) return Annotate(key.status(), absl::StrCat(AV(what), " ", path));
   return key;
 }
 
@@ -123,44 +118,12 @@ struct CertificateService::State {
   Policy policy;
   std::unique_ptr<AuditLog> audit;
 
-  // OIDC.
+  // OIDC: the issuer's key set, from jwks_file or jwks_url (null without an oidc section).
   JwtVerifyOptions jwt_options;
-  std::mutex jwks_mu;
-  std::shared_ptr<const Jwks> jwks;  // guarded by jwks_mu (the pointer; the set is immutable)
-  absl::Time jwks_loaded_at = absl::InfinitePast();  // last reload attempt
+  std::unique_ptr<JwksSource> jwks;
 
   // Attestation (clusters with require_tee).
   std::optional<tee::RaTlsVerifyOptions> attestation;
-
-  std::shared_ptr<const Jwks> CurrentJwks() {
-    std::lock_guard<std::mutex> lock(jwks_mu);
-    return jwks;
-  }
-
-  // Re-reads the JWKS file (the issuer rotated keys), at most once per kJwksReloadInterval.
-  // True when a new set was loaded.
-  bool MaybeReloadJwks() {
-    std::lock_guard<std::mutex> lock(jwks_mu);
-    const absl::Time now = absl::Now();
-    if (now - jwks_loaded_at < kJwksReloadInterval) return false;
-    jwks_loaded_at = now;
-    auto text = ReadFileBounded(config.oidc.jwks_file, kMaxJwksBytes);
-    if (!text.ok()) {
-      log::Warn("relay.jwks_reload_failed", {{"file", config.oidc.jwks_file},
-                                             {"reason", std::string(text.status().message())}});
-      return false;
-    }
-    auto parsed = ParseJwks(*text);
-    if (!parsed.ok()) {
-      log::Warn("relay.jwks_reload_failed", {{"file", config.oidc.jwks_file},
-                                             {"reason", std::string(parsed.status().message())}});
-      return false;
-    }
-    jwks = std::make_shared<const Jwks>(std::move(*parsed));
-    log::Info("relay.jwks_reloaded", {{"file", config.oidc.jwks_file},
-                                      {"keys", static_cast<uint64_t>(jwks->keys.size())}});
-    return true;
-  }
 };
 
 namespace {
@@ -187,9 +150,19 @@ absl::StatusOr<Identity> AuthenticateBearer(CertificateService::State& st,
   if (!st.config.oidc.enabled) {
     return absl::UnauthenticatedError("bearer tokens are not accepted (oidc is not configured)");
   }
-  auto jwt = VerifyJwt(token, *st.CurrentJwks(), st.jwt_options);
-  if (!jwt.ok() && IsUnknownKidError(jwt.status()) && st.MaybeReloadJwks()) {
-    jwt = VerifyJwt(token, *st.CurrentJwks(), st.jwt_options);
+  // jwks_url before the first successful fetch: no keys, fail closed (after one bounded,
+  // rate-limited attempt to get them).
+  std::shared_ptr<const Jwks> keys = st.jwks->Current();
+  if (keys == nullptr && st.jwks->ReloadOnDemand(nullptr)) keys = st.jwks->Current();
+  if (keys == nullptr) {
+    return absl::UnauthenticatedError(
+        "OIDC unavailable: the issuer's signing keys (JWKS) have not been fetched yet");
+  }
+  auto jwt = VerifyJwt(token, *keys, st.jwt_options);
+  // The issuer may have rotated keys: fetch / re-read once (rate-limited) and try again.
+  if (!jwt.ok() && IsUnknownKidError(jwt.status()) && st.jwks->ReloadOnDemand(keys.get())) {
+    keys = st.jwks->Current();
+    jwt = VerifyJwt(token, *keys, st.jwt_options);
   }
   if (!jwt.ok()) return absl::UnauthenticatedError(jwt.status().message());
   Identity id;
@@ -451,15 +424,8 @@ absl::StatusOr<std::unique_ptr<CertificateService>> CertificateService::Create(
     st->jwt_options.audience = config.oidc.audience;
     st->jwt_options.clock_skew = config.oidc.clock_skew;
     st->jwt_options.max_token_bytes = config.oidc.max_token_bytes;
-    auto text = ReadFileBounded(config.oidc.jwks_file, kMaxJwksBytes);
-    if (!text.ok()) return Annotate(text.status(), "oidc.jwks_file " + config.oidc.jwks_file);
-    auto jwks = ParseJwks(*text);
-    if (!jwks.ok()) return Annotate(jwks.status(), "oidc.jwks_file " + config.oidc.jwks_file);
-    for (const std::string& why : jwks->skipped) {
-      log::Warn("relay.jwks_key_skipped", {{"file", config.oidc.jwks_file}, {"reason", why}});
-    }
-    st->jwks = std::make_shared<const Jwks>(std::move(*jwks));
-    // jwks_loaded_at stays in the past: the first token with a new kid may reload at once.
+    // A file must load now; a URL that cannot be fetched yet only disables OIDC until it can.
+    KSH_ASSIGN_OR_RETURN(st->jwks, JwksSource::Create(JwksSource::OptionsFor(config.oidc)));
   }
 
   if (!config.attestation_root_file.empty()) {
@@ -533,9 +499,18 @@ std::vector<std::string> CertificateService::Describe() const {
   std::vector<std::string> out;
   State& st = *state_;
   if (st.config.oidc.enabled) {
+    const JwksSource::Stats jwks = st.jwks->stats();
+    const std::string keys =
+        jwks.loaded ? absl::StrCat(jwks.keys, " JWKS key(s) from ", st.jwks->source())
+                    : absl::StrCat("JWKS from ", st.jwks->source(), " NOT LOADED (",
+                                   jwks.last_error, "; OIDC requests refused until it is)");
+    const std::string refresh =
+        st.config.oidc.jwks_url.empty()
+            ? ""
+            : absl::StrCat(", refreshed every ", absl::FormatDuration(st.config.oidc.jwks_refresh));
     out.push_back(absl::StrCat("oidc: issuer ", st.config.oidc.issuer, ", audience ",
-                               st.config.oidc.audience, ", ", st.CurrentJwks()->keys.size(),
-                               " JWKS key(s), username claim ", st.config.oidc.username_claim));
+                               st.config.oidc.audience, ", ", keys, refresh, ", username claim ",
+                               st.config.oidc.username_claim));
   }
   if (!st.config.client_ca_file.empty()) {
     out.push_back(absl::StrCat("client certificates: CAs in ", st.config.client_ca_file));

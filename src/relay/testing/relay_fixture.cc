@@ -81,6 +81,13 @@ absl::StatusOr<std::unique_ptr<RelayFixture>> RelayFixture::Create(
   KSH_RETURN_IF_ERROR(Write(dir, "policy.yaml",
                             options.policy_yaml.empty() ? kDefaultPolicy : options.policy_yaml));
 
+  std::string jwks_source = "jwks_file: jwks.json";
+  if (!options.jwks_url.empty()) {
+    jwks_source = absl::StrCat("jwks_url: \"", options.jwks_url, "\"");
+    if (!options.jwks_ca_file.empty()) {
+      absl::StrAppend(&jwks_source, "\n  jwks_ca_file: ", options.jwks_ca_file);
+    }
+  }
   const std::string config = absl::StrCat(R"(listen: ")", options.listen, R"("
 tls:
   cert_file: tls.crt
@@ -91,7 +98,8 @@ oidc:
                                           fx->issuer, R"(
   audience: )",
                                           fx->audience, R"(
-  jwks_file: jwks.json
+  )",
+                                          jwks_source, R"(
   groups_claim: groups
 root_ca:
   cert_file: root.crt

@@ -27,6 +27,10 @@ struct RelayFixtureOptions {
   std::string listen = "127.0.0.1:0";
   std::string policy_yaml;  // empty: the default policy above
   std::string audit_log = "audit.log";
+  // Non-empty: the config names the issuer's keys by `oidc.jwks_url` (with `oidc.jwks_ca_file`
+  // when jwks_ca_file is set) instead of `jwks_file: jwks.json` (which is still written).
+  std::string jwks_url;
+  std::string jwks_ca_file;
 };
 
 class RelayFixture {

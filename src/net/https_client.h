@@ -1,6 +1,6 @@
-// The daemon's outbound HTTPS calls: the CSR to kshield-relay and the refresh-token grant to an
-// OIDC token endpoint. One request per connection ("Connection: close"), blocking, with one
-// overall deadline.
+// kshield's outbound HTTPS client, shared by kshield-kubectl's daemon (the CSR to kshield-relay,
+// the refresh-token grant to an OIDC token endpoint) and kshield-relay (the OIDC issuer's JWKS).
+// One request per connection ("Connection: close"), blocking, with one overall deadline.
 //
 // Security rules:
 //  - the server certificate is verified against `ca_pem` (or the system trust store when empty)
@@ -13,8 +13,12 @@
 //                  .ca_pem = relay_ca, .content_type = "application/json"};
 //   r.bearer = &id_token;
 //   KSH_ASSIGN_OR_RETURN(HttpsResponse resp, HttpsCall(r, body));
+//
+// Thread-safe: every call has its own TLS context and connection.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,14 +26,16 @@
 #include "absl/time/time.h"
 #include "common/secret.h"
 
-namespace kshield::kubectl {
+namespace kshield::net {
 
 struct HttpsRequest {
   std::string method = "GET";
-  std::string url;  // https://host[:port]/path[?query]
+  std::string url;     // https://host[:port]/path[?query]
   std::string ca_pem;  // trust anchors; empty: system trust store
   std::string content_type;
   std::string accept = "application/json";
+  // Sent as User-Agent. The default is the daemon's historical value; other callers set theirs.
+  std::string user_agent = "kshield-kubectl";
   // Optional TLS client identity (corporate mTLS to the relay). Borrowed; must outlive the call.
   const std::string* client_cert_pem = nullptr;
   const SecretBytes* client_key_pem = nullptr;
@@ -48,9 +54,22 @@ struct HttpsResponse {
 // Errors: InvalidArgument (bad URL / PEM), Unavailable (DNS, connect, TLS handshake or
 // certificate verification failure — the message says which), DeadlineExceeded, and
 // DataLoss for a malformed or oversized response. An HTTP error status is NOT an error here.
-absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string_view body = {});
+[[nodiscard]] absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request,
+                                                      std::string_view body = {});
+
+// What HttpsCall makes of a URL: "https://[::1]:8443/a?b=c" → host "::1", port 8443,
+// host_header "[::1]:8443", target "/a?b=c". Refuses other schemes, user info, an empty host,
+// IPv6 without brackets, bad ports, and spaces / control / non-ASCII characters. Callers use it
+// to validate a configured URL once, at load, with the same rules the call applies.
+struct HttpsUrlParts {
+  std::string host;  // without brackets for IPv6
+  uint16_t port = 443;
+  std::string host_header;  // the authority as written (Host: header)
+  std::string target;       // "/" when the URL has no path
+};
+[[nodiscard]] absl::StatusOr<HttpsUrlParts> SplitHttpsUrl(std::string_view url);
 
 // application/x-www-form-urlencoded escaping of one value.
 std::string FormEscape(std::string_view value);
 
-}  // namespace kshield::kubectl
+}  // namespace kshield::net

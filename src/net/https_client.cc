@@ -1,4 +1,4 @@
-#include "proxy/daemon_http.h"
+#include "net/https_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,15 +16,18 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status.h"
-#include "proxy/config.h"
 
-namespace kshield::kubectl {
+namespace kshield::net {
 namespace {
 
 namespace http = boost::beast::http;
@@ -192,22 +195,75 @@ std::string FormEscape(std::string_view value) {
   return out;
 }
 
-absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string_view body) {
-  const absl::Time deadline = absl::Now() + request.timeout;
-  // Split "https://authority/target".
-  std::string_view url = request.url;
-  if (url.substr(0, 8) != "https://") {
-    return absl::InvalidArgumentError(absl::StrCat("\"", request.url, "\" is not an https URL"));
+absl::StatusOr<HttpsUrlParts> SplitHttpsUrl(std::string_view url_in) {
+  absl::string_view url = AV(url_in);
+  if (!absl::StartsWith(url, "https://")) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", url, "\" is not an https URL"));
   }
+  // "https://authority" and "/target"; the authority rules are those of the daemon's config
+  // (proxy/config.h ParseHttpsUrl), so a URL valid there is valid here.
   const size_t slash = url.find('/', 8);
-  const std::string authority(url.substr(0, slash));
-  std::string target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
-  KSH_ASSIGN_OR_RETURN(HttpsUrl u, ParseHttpsUrl(authority));
-  for (char c : target) {
+  const absl::string_view authority_url = url.substr(0, slash);
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", authority_url, "\" is not a valid https URL (", why, ")"));
+  };
+  absl::string_view authority = authority_url.substr(8);
+  if (authority.find_first_of("?#") != absl::string_view::npos) return bad("no query or fragment");
+  for (char c : authority) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      return bad("control character, space or non-ASCII");
+    }
+  }
+  if (authority.find('@') != absl::string_view::npos) return bad("no user info");
+  HttpsUrlParts out;
+  out.host_header = std::string(authority);
+  absl::string_view port_text;
+  if (absl::ConsumePrefix(&authority, "[")) {
+    const size_t close = authority.find(']');
+    if (close == absl::string_view::npos) return bad("unclosed [");
+    out.host = std::string(authority.substr(0, close));
+    absl::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (!absl::ConsumePrefix(&rest, ":")) return bad("junk after ]");
+      port_text = rest;
+      if (port_text.empty()) return bad("empty port");
+    }
+  } else {
+    const size_t colon = authority.rfind(':');
+    if (colon != absl::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      authority = authority.substr(0, colon);
+      if (port_text.empty()) return bad("empty port");
+    }
+    if (authority.find(':') != absl::string_view::npos) return bad("IPv6 hosts need [ ]");
+    out.host = std::string(authority);
+  }
+  if (out.host.empty()) return bad("empty host");
+  if (!port_text.empty()) {
+    int port = 0;
+    if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) return bad("bad port");
+    out.port = static_cast<uint16_t>(port);
+  }
+  out.target = slash == absl::string_view::npos ? "/" : std::string(url.substr(slash));
+  for (char c : out.target) {
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
       return absl::InvalidArgumentError("URL path has a space, control or non-ASCII character");
     }
   }
+  return out;
+}
+
+absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string_view body) {
+  const absl::Time deadline = absl::Now() + request.timeout;
+  KSH_ASSIGN_OR_RETURN(HttpsUrlParts u, SplitHttpsUrl(request.url));
+  for (char c : request.user_agent) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      return absl::InvalidArgumentError("User-Agent has a control or non-ASCII character");
+    }
+  }
+  const std::string authority = "https://" + u.host_header;
+  const std::string& target = u.target;
 
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) return absl::InternalError("SSL_CTX_new: " + OpenSslError());
@@ -246,8 +302,8 @@ absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string
   }
 
   std::string head = absl::StrCat(request.method, " ", target, " HTTP/1.1\r\nHost: ",
-                                  AV(url.substr(8, authority.size() - 8)),
-                                  "\r\nUser-Agent: kshield-kubectl\r\nConnection: close\r\n");
+                                  u.host_header, "\r\nUser-Agent: ", request.user_agent,
+                                  "\r\nConnection: close\r\n");
   if (!request.accept.empty()) absl::StrAppend(&head, "Accept: ", request.accept, "\r\n");
   if (!request.content_type.empty()) {
     absl::StrAppend(&head, "Content-Type: ", request.content_type, "\r\n");
@@ -325,6 +381,20 @@ absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string
       return absl::DataLossError(absl::StrCat("malformed HTTP response from ", authority, ": ",
                                               ec.message()));
     }
+    // Beast 1.74 skips its body_limit check when the header and the first body bytes arrive in
+    // one buffer (which is the usual case here): enforce the bound ourselves.
+    if (parser.is_header_done()) {
+      const boost::optional<std::uint64_t> length = parser.content_length();
+      std::string& so_far = parser.get().body();
+      if ((length && *length > request.max_response_bytes) ||
+          so_far.size() > request.max_response_bytes) {
+        OPENSSL_cleanse(pending.data(), pending.size());
+        OPENSSL_cleanse(so_far.data(), so_far.size());
+        return absl::DataLossError(absl::StrCat("malformed HTTP response from ", authority,
+                                                ": body limit exceeded (",
+                                                request.max_response_bytes, " bytes)"));
+      }
+    }
     if (eof && pending.empty() && !parser.is_done()) {
       return absl::DataLossError(absl::StrCat("truncated HTTP response from ", authority));
     }
@@ -339,4 +409,4 @@ absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string
   return out;
 }
 
-}  // namespace kshield::kubectl
+}  // namespace kshield::net
