@@ -647,7 +647,10 @@ TEST_F(KubectlE2eTest, AuditLinesCarryTheApiserverAuditId) {
   ASSERT_TRUE(WaitFor(
       [&] {
         audit = ReadWholeFile(run_ + "/audit.log");
-        return absl::StrContains(audit, "team-a") && CountOf(audit, "\n") >= 3;
+        // Each line is written once its response has gone out, so the client can be done
+        // before the line is: wait for all three we look for below.
+        return absl::StrContains(audit, "team-a") && absl::StrContains(audit, "secrets/s3") &&
+               absl::StrContains(audit, "\"status\":401");
       },
       std::chrono::seconds(10)))
       << audit;

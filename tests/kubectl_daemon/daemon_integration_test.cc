@@ -286,6 +286,67 @@ TEST(KubectlDaemonTest, ImportTwoClustersThroughTheRealBinary) {
   }
 }
 
+// `import` without --delete / --keep asks on a terminal (a pty from script(1)): "y" overwrites and
+// deletes the file, "n" or no answer keeps it untouched.
+TEST(KubectlDaemonTest, ImportAsksOnATerminal) {
+  if (access(kBin.c_str(), X_OK) != 0) GTEST_SKIP() << kBin << " not built";
+  if (access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "/usr/bin/script (bsdutils) not installed";
+  TempDir dir;
+  auto pki = MakeClusterPki("east");
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  auto east = StartApiserver(*pki, "east");
+  ASSERT_TRUE(east.ok()) << east.status();
+  auto alice = MakeClientCert(pki->ca, "alice", {"dev"});
+  ASSERT_TRUE(alice.ok());
+  DaemonProcess d(dir, absl::StrCat("listen_port: 0\ncontrol_socket: ", dir.Sub("run/ctl.sock"),
+                                    "\naudit_log: ", dir.Sub("audit.log"),
+                                    "\nclusters:\n  - {name: east, credential: imported}\n"));
+  ASSERT_TRUE(d.Start()) << d.log();
+
+  const std::string path = dir.Sub("kubeconfig");
+  auto write = [&] {
+    return WriteKubeconfig(path, {{.name = "east",
+                                   .server = (*east)->url(),
+                                   .ca_pem = pki->ca.certificate_pem,
+                                   .client_cert_pem = alice->cert_pem,
+                                   .client_key_pem = alice->key_pem.UnsafeStringView()}});
+  };
+  // stdin of script(1) is the answer; the import runs on the pty, so it sees a terminal.
+  auto import_answering = [&](const std::string& answer, std::string* out) {
+    const std::string cmd = kBin + " --socket " + d.socket() + " import " + path;
+    return RunCommand("printf " + Shell(answer) + " | /usr/bin/script -qec " + Shell(cmd) +
+                          " /dev/null 2>&1",
+                      out);
+  };
+
+  for (const std::string answer : {"n\n", "\n", ""}) {
+    SCOPED_TRACE("answer \"" + absl::CEscape(answer) + "\"");
+    ASSERT_TRUE(write().ok());
+    const std::string before = ReadWholeFile(path);
+    std::string out;
+    ASSERT_EQ(import_answering(answer, &out), 0) << out << d.log();
+    EXPECT_NE(out.find("Overwrite " + path + " with zeros and delete it? [y/N]"), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("imported context east -> cluster east"), std::string::npos) << out;
+    EXPECT_NE(out.find("kept " + path), std::string::npos) << out;
+    EXPECT_EQ(ReadWholeFile(path), before) << "a kept file was changed";
+  }
+
+  ASSERT_TRUE(write().ok());
+  std::string out;
+  ASSERT_EQ(import_answering("y\n", &out), 0) << out << d.log();
+  EXPECT_NE(out.find("[y/N]"), std::string::npos) << out;
+  EXPECT_NE(out.find("overwrote and deleted " + path), std::string::npos) << out;
+  EXPECT_NE(access(path.c_str(), F_OK), 0) << "the file is still there after \"y\"";
+  // The import took effect: the daemon now holds a credential for east.
+  ASSERT_EQ(d.Cli("credential --cluster east", &out), 0) << out;
+  EXPECT_NE(out.find("\"token\""), std::string::npos) << out;
+  // Nothing of the key reached the terminal transcript.
+  for (const std::string& line : PemBodyLines(alice->key_pem.UnsafeStringView())) {
+    EXPECT_EQ(out.find(line), std::string::npos);
+  }
+}
+
 TEST(KubectlDaemonTest, CliWithoutDaemonFailsClearly) {
   if (access(kBin.c_str(), X_OK) != 0) GTEST_SKIP() << kBin << " not built";
   TempDir dir;
