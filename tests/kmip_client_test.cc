@@ -17,36 +17,18 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "common/log.h"
+#include "common/testing/log_capture.h"
 #include "common/testing/temp_dir.h"
 #include "kmip_server_fixture.h"
 
 namespace kshield::keys::kmip {
 namespace {
 
+using ::kshield::testing::LogCapture;
 using kshield::testing::PyKmipServer;
 using Clock = std::chrono::steady_clock;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
-
-// Collects kshield log lines for the lifetime of the object.
-class LogCapture {
- public:
-  LogCapture() {
-    log::SetSinkForTesting([this](std::string_view line) {
-      std::lock_guard<std::mutex> lock(mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogCapture() { log::SetSinkForTesting(nullptr); }
-  std::vector<std::string> lines() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 // A TCP listener on loopback that accepts connections and never answers: a hung server.
 class BlackHole {
@@ -164,7 +146,7 @@ TEST_F(KmipClientTest, CreateActivateLocateGetRevokeDestroy) {
   const std::string raw(key->UnsafeStringView());
   const std::string hex = absl::BytesToHexString(raw);
   bool saw_connected = false;
-  for (const std::string& line : logs.lines()) {
+  for (const std::string& line : logs.Lines()) {
     EXPECT_EQ(line.find(raw), std::string::npos);
     EXPECT_EQ(line.find(hex), std::string::npos) << line;
     EXPECT_EQ(line.find(absl::AsciiStrToUpper(hex)), std::string::npos) << line;
@@ -341,7 +323,7 @@ TEST(KmipClientRsa, RsaServerCertificateNegotiatesTls12) {
   ASSERT_TRUE(client.ok()) << client.status();
   ASSERT_TRUE((*client)->Query().ok());
   bool saw = false;
-  for (const std::string& line : logs.lines()) {
+  for (const std::string& line : logs.Lines()) {
     if (line.find("kmip.connected") == std::string::npos) continue;
     saw = true;
     EXPECT_NE(line.find("TLSv1.2 ECDHE-RSA-"), std::string::npos) << line;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/testing/log_capture.h"
 #include "common/testing/temp_dir.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
@@ -25,6 +26,7 @@
 namespace kshield::keys {
 namespace {
 
+using ::kshield::testing::LogCapture;
 using ::testing::HasSubstr;
 using v1::KekVersionRecord;
 
@@ -44,33 +46,6 @@ TestKey MakeKey() {
 }
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
-
-// Captures every log line for the lifetime of the object.
-class LogCapture {
- public:
-  LogCapture() {
-    log::SetSinkForTesting([this](std::string_view line) {
-      std::lock_guard<std::mutex> lock(mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogCapture() { log::SetSinkForTesting(nullptr); }
-  std::vector<std::string> Lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-  size_t Count(std::string_view event) const {
-    size_t n = 0;
-    for (const auto& l : Lines()) {
-      if (l.find(absl::StrCat("\"event\":\"", std::string(event), "\"")) != std::string::npos) ++n;
-    }
-    return n;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 // Fails if `text` holds any spelling of `key` (raw, base64, hex either case).
 void ExpectNoKey(std::string_view text, const TestKey& key, std::string_view where) {

@@ -22,6 +22,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/testing/log_capture.h"
 #include "common/testing/temp_dir.h"
 #include "https_client.h"
 #include "jwks_server.h"
@@ -35,6 +36,8 @@
 
 namespace kshield::relay {
 namespace {
+
+using ::kshield::testing::LogCapture;
 
 namespace kt = ::kshield::testing;
 using testing::RelayFixture;
@@ -53,32 +56,6 @@ std::vector<std::string> Kids(const Jwks& jwks) {
   for (const Jwk& k : jwks.keys) out.push_back(k.kid);
   return out;
 }
-
-// Collects log lines (from any thread) while alive.
-class LogCapture {
- public:
-  LogCapture() {
-    log::SetSinkForTesting([this](std::string_view line) {
-      std::lock_guard<std::mutex> lock(mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogCapture() { log::SetSinkForTesting(nullptr); }
-  std::vector<std::string> lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-  bool Contains(std::string_view part) const {
-    for (const std::string& l : lines()) {
-      if (absl::StrContains(l, AV(part))) return true;
-    }
-    return false;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 // --- JwksSource ----------------------------------------------------------------------------------
 
@@ -467,7 +444,7 @@ TEST_F(ServiceJwksUrlTest, IssuerDownAtStartup) {
   EXPECT_TRUE(logs.Contains("relay.jwks_loaded"));
   const std::string signature = token.substr(token.rfind('.') + 1);
   const std::string payload = token.substr(token.find('.') + 1, 40);
-  for (const std::string& line : logs.lines()) {
+  for (const std::string& line : logs.Lines()) {
     EXPECT_FALSE(absl::StrContains(line, signature)) << line;
     EXPECT_FALSE(absl::StrContains(line, payload)) << line;
   }

@@ -2,6 +2,7 @@
 // test in a temp SOFTHSM2_CONF, master keys from opensc's pkcs11-tool, as in
 // tests/pkcs11_provider_test.cc): cached mode backs up and restores onto a token with another
 // master key; direct mode refuses both directions.
+#include "common/testing/log_capture.h"
 #include "common/testing/test_keys.h"
 #include "keys/backup.h"
 
@@ -29,6 +30,7 @@
 namespace kshield::keys {
 namespace {
 
+using ::kshield::testing::LogCapture;
 using ::testing::HasSubstr;
 using testing::SoftHsm;
 
@@ -39,25 +41,6 @@ constexpr char kMaster[] = "kshield-master";
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
 using Identity = kshield::testing::TestKey;
-
-class LogCapture {
- public:
-  LogCapture() {
-    log::SetSinkForTesting([this](std::string_view line) {
-      std::lock_guard<std::mutex> lock(mu_);
-      text_.append(line).append("\n");
-    });
-  }
-  ~LogCapture() { log::SetSinkForTesting(nullptr); }
-  std::string text() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return text_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::string text_;
-};
 
 class Pkcs11BackupTest : public ::testing::Test {
  protected:
@@ -163,7 +146,7 @@ TEST_F(Pkcs11BackupTest, CachedBackupRestoresOntoAnotherTokenAndMasterKey) {
   }
   EXPECT_TRUE(mgr.Rotate().ok());
 
-  const std::string all_logs = logs.text();
+  const std::string all_logs = logs.Text();
   EXPECT_FALSE(all_logs.empty());
   for (const std::string& hex : kek_hex) {
     EXPECT_EQ(all_logs.find(hex.substr(0, 16)), std::string::npos) << "KEK in the logs";
