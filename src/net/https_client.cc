@@ -1,6 +1,5 @@
 #include "net/https_client.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -13,24 +12,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <algorithm>
 #include <memory>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "net/http_response.h"
+#include "net/url.h"
 
 namespace kshield::net {
 namespace {
-
-namespace http = boost::beast::http;
 
 struct SslCtxFree {
   void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
@@ -172,11 +165,6 @@ absl::Status LoadClientIdentity(SSL_CTX* ctx, const std::string& cert_pem, const
   return absl::OkStatus();
 }
 
-bool IsIpLiteral(const std::string& host) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
 }  // namespace
 
 std::string FormEscape(std::string_view value) {
@@ -195,75 +183,26 @@ std::string FormEscape(std::string_view value) {
   return out;
 }
 
-absl::StatusOr<HttpsUrlParts> SplitHttpsUrl(std::string_view url_in) {
-  absl::string_view url = AV(url_in);
-  if (!absl::StartsWith(url, "https://")) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", url, "\" is not an https URL"));
-  }
-  // "https://authority" and "/target"; the authority rules are those of the daemon's config
-  // (proxy/config.h ParseHttpsUrl), so a URL valid there is valid here.
-  const size_t slash = url.find('/', 8);
-  const absl::string_view authority_url = url.substr(0, slash);
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", authority_url, "\" is not a valid https URL (", why, ")"));
-  };
-  absl::string_view authority = authority_url.substr(8);
-  if (authority.find_first_of("?#") != absl::string_view::npos) return bad("no query or fragment");
-  for (char c : authority) {
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
-      return bad("control character, space or non-ASCII");
-    }
-  }
-  if (authority.find('@') != absl::string_view::npos) return bad("no user info");
+absl::StatusOr<HttpsUrlParts> SplitHttpsUrl(std::string_view url) {
+  KSH_ASSIGN_OR_RETURN(ParsedHttpsUrl u, ParseHttpsUrl(url, {.allow_query = true}));
   HttpsUrlParts out;
-  out.host_header = std::string(authority);
-  absl::string_view port_text;
-  if (absl::ConsumePrefix(&authority, "[")) {
-    const size_t close = authority.find(']');
-    if (close == absl::string_view::npos) return bad("unclosed [");
-    out.host = std::string(authority.substr(0, close));
-    absl::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (!absl::ConsumePrefix(&rest, ":")) return bad("junk after ]");
-      port_text = rest;
-      if (port_text.empty()) return bad("empty port");
-    }
-  } else {
-    const size_t colon = authority.rfind(':');
-    if (colon != absl::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      authority = authority.substr(0, colon);
-      if (port_text.empty()) return bad("empty port");
-    }
-    if (authority.find(':') != absl::string_view::npos) return bad("IPv6 hosts need [ ]");
-    out.host = std::string(authority);
-  }
-  if (out.host.empty()) return bad("empty host");
-  if (!port_text.empty()) {
-    int port = 0;
-    if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) return bad("bad port");
-    out.port = static_cast<uint16_t>(port);
-  }
-  out.target = slash == absl::string_view::npos ? "/" : std::string(url.substr(slash));
-  for (char c : out.target) {
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
-      return absl::InvalidArgumentError("URL path has a space, control or non-ASCII character");
-    }
-  }
+  out.host = std::move(u.host);
+  out.port = u.port;
+  out.host_header = std::move(u.authority);
+  out.target = u.Target();
   return out;
 }
 
 absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string_view body) {
   const absl::Time deadline = absl::Now() + request.timeout;
-  KSH_ASSIGN_OR_RETURN(HttpsUrlParts u, SplitHttpsUrl(request.url));
+  KSH_ASSIGN_OR_RETURN(ParsedHttpsUrl u, ParseHttpsUrl(request.url, {.allow_query = true}));
   for (char c : request.user_agent) {
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
       return absl::InvalidArgumentError("User-Agent has a control or non-ASCII character");
     }
   }
-  const std::string authority = "https://" + u.host_header;
-  const std::string& target = u.target;
+  const std::string authority = "https://" + u.authority;
+  const std::string target = u.Target();
 
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) return absl::InternalError("SSL_CTX_new: " + OpenSslError());
@@ -281,7 +220,7 @@ absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string
   std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
   if (!ssl) return absl::InternalError("SSL_new: " + OpenSslError());
   SSL_set_fd(ssl.get(), fd.fd);
-  if (IsIpLiteral(u.host)) {
+  if (u.ip_literal) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), u.host.c_str());
   } else {
     SSL_set_tlsext_host_name(ssl.get(), u.host.c_str());
@@ -302,7 +241,7 @@ absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string
   }
 
   std::string head = absl::StrCat(request.method, " ", target, " HTTP/1.1\r\nHost: ",
-                                  u.host_header, "\r\nUser-Agent: ", request.user_agent,
+                                  u.authority, "\r\nUser-Agent: ", request.user_agent,
                                   "\r\nConnection: close\r\n");
   if (!request.accept.empty()) absl::StrAppend(&head, "Accept: ", request.accept, "\r\n");
   if (!request.content_type.empty()) {
@@ -334,79 +273,29 @@ absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string
   OPENSSL_cleanse(head.data(), head.size());
   KSH_RETURN_IF_ERROR(write_status);
 
-  http::response_parser<http::string_body> parser;
-  parser.eager(true);
-  parser.header_limit(64 * 1024);
-  parser.body_limit(request.max_response_bytes);
-  std::string pending;
+  // Every TLS read goes to the reader as it arrives; it decides when the response is complete.
+  HttpResponseReader reader(request.max_response_bytes, authority);
   char buf[16384];
-  bool eof = false;
-  while (!parser.is_done()) {
-    if (!eof) {
-      SetSocketTimeouts(fd.fd, deadline);
-      int n = SSL_read(ssl.get(), buf, sizeof(buf));
-      if (n > 0) {
-        pending.append(buf, static_cast<size_t>(n));
-        OPENSSL_cleanse(buf, static_cast<size_t>(n));
-      } else {
-        const int err = SSL_get_error(ssl.get(), n);
-        if (err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL) {
-          ERR_clear_error();
-          if (MillisLeft(deadline) == 0) {
-            return absl::DeadlineExceededError("waiting for the response timed out");
-          }
-          eof = true;
-        } else {
-          ERR_clear_error();
-          return absl::DeadlineExceededError("waiting for the response timed out");
-        }
-      }
+  while (!reader.done()) {
+    SetSocketTimeouts(fd.fd, deadline);
+    const int n = SSL_read(ssl.get(), buf, sizeof(buf));
+    if (n > 0) {
+      absl::Status put = reader.Put(std::string_view(buf, static_cast<size_t>(n)));
+      OPENSSL_cleanse(buf, static_cast<size_t>(n));
+      KSH_RETURN_IF_ERROR(put);
+      continue;
     }
-    boost::beast::error_code ec;
-    if (!pending.empty()) {
-      size_t used = parser.put(boost::asio::buffer(pending), ec);
-      OPENSSL_cleanse(pending.data(), used);
-      pending.erase(0, used);
-      if (ec == http::error::need_more) ec = {};
-      if (!ec && used == 0 && eof && !parser.is_done()) {
-        parser.put_eof(ec);
-        if (!ec && !parser.is_done()) ec = http::error::partial_message;
-      }
-    } else if (eof) {
-      parser.put_eof(ec);
-      if (!ec && !parser.is_done()) ec = http::error::partial_message;
+    const int err = SSL_get_error(ssl.get(), n);
+    ERR_clear_error();
+    if (MillisLeft(deadline) == 0 ||
+        !(err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL)) {
+      return absl::DeadlineExceededError("waiting for the response timed out");
     }
-    if (ec) {
-      OPENSSL_cleanse(pending.data(), pending.size());
-      return absl::DataLossError(absl::StrCat("malformed HTTP response from ", authority, ": ",
-                                              ec.message()));
-    }
-    // Beast 1.74 skips its body_limit check when the header and the first body bytes arrive in
-    // one buffer (which is the usual case here): enforce the bound ourselves.
-    if (parser.is_header_done()) {
-      const boost::optional<std::uint64_t> length = parser.content_length();
-      std::string& so_far = parser.get().body();
-      if ((length && *length > request.max_response_bytes) ||
-          so_far.size() > request.max_response_bytes) {
-        OPENSSL_cleanse(pending.data(), pending.size());
-        OPENSSL_cleanse(so_far.data(), so_far.size());
-        return absl::DataLossError(absl::StrCat("malformed HTTP response from ", authority,
-                                                ": body limit exceeded (",
-                                                request.max_response_bytes, " bytes)"));
-      }
-    }
-    if (eof && pending.empty() && !parser.is_done()) {
-      return absl::DataLossError(absl::StrCat("truncated HTTP response from ", authority));
-    }
+    KSH_RETURN_IF_ERROR(reader.PutEof());  // the end of the stream: complete, or truncated
+    break;
   }
-  OPENSSL_cleanse(pending.data(), pending.size());
   SSL_shutdown(ssl.get());
-  HttpsResponse out;
-  http::response<http::string_body> msg = parser.release();
-  out.status = static_cast<int>(msg.result_int());
-  out.content_type = std::string(msg[http::field::content_type]);
-  out.body = std::move(msg.body());
-  return out;
+  return reader.Take();
 }
 
 }  // namespace kshield::net

@@ -7,7 +7,8 @@
 //    with a host-name / IP check against the URL host; any failure fails the call;
 //  - secrets (client key, bearer token, a form body carrying a refresh token) are passed as
 //    SecretBytes / string_view and every buffer the request was serialised into is cleared;
-//  - the response is bounded (max_response_bytes) and parsed with Beast's parser (chunked too).
+//  - the response is bounded (max_response_bytes) and read by net::HttpResponseReader
+//    (http_response.h: Beast's parser plus stricter framing rules), fed as TLS records arrive.
 //
 //   HttpsRequest r{.method = "POST", .url = "https://relay:8443/v1/clusters/prod/certificates",
 //                  .ca_pem = relay_ca, .content_type = "application/json"};
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/secret.h"
+#include "net/http_response.h"  // HttpsResponse
 
 namespace kshield::net {
 
@@ -45,12 +47,6 @@ struct HttpsRequest {
   size_t max_response_bytes = 1 << 20;
 };
 
-struct HttpsResponse {
-  int status = 0;
-  std::string content_type;
-  std::string body;
-};
-
 // Errors: InvalidArgument (bad URL / PEM), Unavailable (DNS, connect, TLS handshake or
 // certificate verification failure — the message says which), DeadlineExceeded, and
 // DataLoss for a malformed or oversized response. An HTTP error status is NOT an error here.
@@ -58,9 +54,10 @@ struct HttpsResponse {
                                                       std::string_view body = {});
 
 // What HttpsCall makes of a URL: "https://[::1]:8443/a?b=c" → host "::1", port 8443,
-// host_header "[::1]:8443", target "/a?b=c". Refuses other schemes, user info, an empty host,
-// IPv6 without brackets, bad ports, and spaces / control / non-ASCII characters. Callers use it
-// to validate a configured URL once, at load, with the same rules the call applies.
+// host_header "[::1]:8443", target "/a?b=c". The rules are net::ParseHttpsUrl's (url.h) with a
+// query allowed: no other scheme, user info, fragment, empty host, unbracketed IPv6, bad port,
+// space / control / non-ASCII byte... Callers use it to validate a configured URL once, at load,
+// with the same rules the call applies.
 struct HttpsUrlParts {
   std::string host;  // without brackets for IPv6
   uint16_t port = 443;

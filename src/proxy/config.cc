@@ -15,6 +15,7 @@
 #include "common/duration.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "net/url.h"
 
 namespace kshield::kubectl {
 
@@ -57,54 +58,13 @@ bool IsValidClusterName(std::string_view name) {
   return true;
 }
 
-absl::StatusOr<HttpsUrl> ParseHttpsUrl(std::string_view url_in) {
-  absl::string_view url = AV(url_in);
-  auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", url, "\" is not a valid https URL (",
-                                                   AV(why), ")"));
-  };
-  if (!absl::ConsumePrefix(&url, "https://")) return bad("must start with https://");
-  if (url.find_first_of("?#") != absl::string_view::npos) return bad("no query or fragment");
-  for (char c : url) {
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
-      return bad("control character, space or non-ASCII");
-    }
-  }
-  size_t slash = url.find('/');
-  absl::string_view authority = url.substr(0, slash);
-  absl::string_view path = slash == absl::string_view::npos ? "" : url.substr(slash);
-  if (authority.find('@') != absl::string_view::npos) return bad("no user info");
+// net::ParseHttpsUrl's rules (net/url.h), no query; the path without trailing '/'.
+absl::StatusOr<HttpsUrl> ParseHttpsUrl(std::string_view url) {
+  KSH_ASSIGN_OR_RETURN(net::ParsedHttpsUrl u, net::ParseHttpsUrl(url));
   HttpsUrl out;
-  absl::string_view port_text;
-  if (absl::ConsumePrefix(&authority, "[")) {
-    size_t close = authority.find(']');
-    if (close == absl::string_view::npos) return bad("unclosed [");
-    out.host = std::string(authority.substr(0, close));
-    absl::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (!absl::ConsumePrefix(&rest, ":")) return bad("junk after ]");
-      port_text = rest;
-      if (port_text.empty()) return bad("empty port");
-    }
-  } else {
-    size_t colon = authority.rfind(':');
-    if (colon != absl::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      authority = authority.substr(0, colon);
-      if (port_text.empty()) return bad("empty port");
-    }
-    if (authority.find(':') != absl::string_view::npos) return bad("IPv6 hosts need [ ]");
-    out.host = std::string(authority);
-  }
-  if (out.host.empty()) return bad("empty host");
-  if (!port_text.empty()) {
-    int port = 0;
-    if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) return bad("bad port");
-    out.port = static_cast<uint16_t>(port);
-  }
-  while (absl::ConsumeSuffix(&path, "/")) {
-  }
-  out.path = std::string(path);
+  out.host = std::move(u.host);
+  out.port = u.port;
+  out.path = u.PathPrefix();
   return out;
 }
 

@@ -123,8 +123,10 @@ std::string DefaultControlSocketPath();
 // Cluster names are URL path segments and kubeconfig names: [a-z0-9][a-z0-9._-]{0,62}.
 bool IsValidClusterName(std::string_view name);
 
-// "https://host[:port][/path]" split into its parts; refuses other schemes, userinfo, query,
-// fragment, empty host and bad ports.
+// "https://host[:port][/path]" split into its parts, by the one URL parser (net/url.h, default
+// rules): lower-case https only; no userinfo, query or fragment; host [A-Za-z0-9._-] or a bracketed
+// IPv6 literal (a numeric-looking host must be a dotted-quad IPv4); port 1..65535; RFC 3986 path
+// characters, no dot or empty segments (one trailing "/" is dropped); at most 4096 bytes.
 struct HttpsUrl {
   std::string host;  // without brackets for IPv6
   uint16_t port = 443;

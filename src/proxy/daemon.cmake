@@ -22,6 +22,7 @@ target_link_libraries(kshield_kubectl_core
     absl::synchronization
     absl::time
   PRIVATE
+    kshield_url
     yaml-cpp
     OpenSSL::Crypto
     Threads::Threads
