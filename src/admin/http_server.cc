@@ -6,27 +6,21 @@
 #include <exception>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/dispatch.hpp"
-#include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
-#include "boost/asio/steady_timer.hpp"
-#include "boost/asio/strand.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "metrics/registry.h"
+#include "net/tcp_server.h"
 
 namespace kshield::admin {
 namespace {
@@ -89,7 +83,7 @@ bool IsHttpParseError(const beast::error_code& ec) {
 }
 
 // One TCP connection: read a request, answer it, repeat while keep-alive. All handlers of one
-// session run on its strand.
+// session run on its io_context, which one thread runs (TcpServer), so they never overlap.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<Shared> shared)
@@ -280,115 +274,20 @@ std::string FormatEndpoint(const tcp::endpoint& endpoint) {
                                     : absl::StrCat(ip, ":", endpoint.port());
 }
 
-absl::Status BindError(const std::string& addr, std::string_view step,
-                       const boost::system::error_code& ec) {
-  const std::string message = absl::StrCat("admin http: cannot listen on ", addr, ": ",
-                                           absl::string_view(step.data(), step.size()), ": ",
-                                           absl::AsciiStrToLower(ec.message()));
-  if (ec == net::error::address_in_use) return absl::UnavailableError(message);
-  if (ec == net::error::access_denied) return absl::PermissionDeniedError(message);
-  if (ec == boost::system::errc::address_not_available) return absl::InvalidArgumentError(message);
-  return absl::InternalError(message);
-}
-
 }  // namespace
 
+// The listener, the I/O threads and their contexts live in TcpServer: one io_context per thread,
+// connections dealt round-robin. A session's handlers all run on its context's single thread, so
+// a session needs no strand.
 class HttpServer::Impl {
  public:
-  explicit Impl(std::shared_ptr<Shared> shared)
-      : shared_(std::move(shared)),
-        ioc_(std::make_unique<net::io_context>(shared_->options.threads)),
-        work_(net::make_work_guard(*ioc_)),
-        acceptor_(std::in_place, *ioc_),
-        backoff_(std::in_place, *ioc_) {}
-
+  explicit Impl(std::unique_ptr<kshield::net::TcpServer> server) : server_(std::move(server)) {}
   ~Impl() { Stop(); }
 
-  // Opens, binds and listens; returns the bound endpoint.
-  absl::StatusOr<tcp::endpoint> Listen(const std::string& addr, const ListenAddress& listen) {
-    const tcp::endpoint endpoint(listen.ip, listen.port);
-    boost::system::error_code ec;
-    acceptor_->open(endpoint.protocol(), ec);
-    if (ec) return BindError(addr, "socket", ec);
-    // Lets a restarted server rebind while old connections sit in TIME_WAIT; on Linux it does not
-    // let two live listeners share a port.
-    acceptor_->set_option(net::socket_base::reuse_address(true), ec);
-    if (ec) return BindError(addr, "setsockopt", ec);
-    acceptor_->bind(endpoint, ec);
-    if (ec) return BindError(addr, "bind", ec);
-    acceptor_->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return BindError(addr, "listen", ec);
-    const tcp::endpoint bound = acceptor_->local_endpoint(ec);
-    if (ec) return BindError(addr, "getsockname", ec);
-    return bound;
-  }
-
-  void Run() {
-    Accept();
-    for (int i = 0; i < shared_->options.threads; ++i) {
-      threads_.emplace_back([this] { RunLoop(); });
-    }
-  }
-
-  void Stop() {
-    std::lock_guard<std::mutex> lock(stop_mu_);
-    if (ioc_ == nullptr) return;
-    ioc_->stop();
-    for (std::thread& t : threads_) t.join();
-    threads_.clear();
-    // Close the listener first (it must not outlive the io_context), then destroy the context:
-    // that destroys every pending handler and with it every session and its socket.
-    acceptor_.reset();
-    backoff_.reset();
-    work_.reset();
-    ioc_.reset();
-  }
+  void Stop() { server_->Stop(); }
 
  private:
-  void RunLoop() {
-    for (;;) {
-      try {
-        ioc_->run();
-        return;  // Stopped.
-      } catch (const std::exception& e) {
-        // Only a session's handler can get here; that session is gone, the rest keep running.
-        std::fprintf(stderr, "admin http: unexpected exception: %s\n", e.what());
-      }
-    }
-  }
-
-  void Accept() {
-    acceptor_->async_accept(net::make_strand(*ioc_),
-                            beast::bind_front_handler(&Impl::OnAccept, this));
-  }
-
-  void OnAccept(beast::error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted) return;  // Stopping.
-    if (ec) {
-      // EMFILE, ENOBUFS, ...: retry shortly rather than spin on a failing accept.
-      backoff_->expires_after(std::chrono::milliseconds(50));
-      backoff_->async_wait([this](beast::error_code wait_ec) {
-        if (!wait_ec) Accept();
-      });
-      return;
-    }
-    if (shared_->connections.load(std::memory_order_relaxed) >= shared_->options.max_connections) {
-      AdminMetrics::Get().overloaded.Inc();
-      beast::error_code ignored;
-      socket.close(ignored);
-    } else {
-      std::make_shared<Session>(std::move(socket), shared_)->Start();
-    }
-    Accept();
-  }
-
-  const std::shared_ptr<Shared> shared_;
-  std::mutex stop_mu_;
-  std::unique_ptr<net::io_context> ioc_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
-  std::optional<tcp::acceptor> acceptor_;
-  std::optional<net::steady_timer> backoff_;
-  std::vector<std::thread> threads_;
+  const std::unique_ptr<kshield::net::TcpServer> server_;
 };
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
@@ -423,21 +322,28 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   }
   AdminMetrics::Get();  // Register the counters now, not on the first request.
 
-  // Asio reports setup failures (no epoll fd, no threads) by throwing; convert at this edge.
-  try {
-    auto shared = std::make_shared<Shared>();
-    shared->routes = std::move(routes);
-    shared->options = options;
-    auto impl = std::make_unique<Impl>(std::move(shared));
-    absl::StatusOr<tcp::endpoint> bound = impl->Listen(listen_addr, *listen);
-    if (!bound.ok()) return bound.status();
-    impl->Run();
-    return std::unique_ptr<HttpServer>(
-        new HttpServer(std::move(impl), bound->port(), FormatEndpoint(*bound)));
-  } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("admin http: cannot start on ", listen_addr, ": ", e.what()));
-  }
+  auto shared = std::make_shared<Shared>();
+  shared->routes = std::move(routes);
+  shared->options = options;
+  kshield::net::TcpServerOptions server_options;
+  server_options.threads = options.threads;
+  server_options.max_connections = options.max_connections;
+  server_options.accept_backoff = std::chrono::milliseconds(50);
+  server_options.log_prefix = "admin_http";
+  server_options.error_prefix = "admin http: ";
+  absl::StatusOr<std::unique_ptr<kshield::net::TcpServer>> server = kshield::net::TcpServer::Listen(
+      tcp::endpoint(listen->ip, listen->port), std::move(server_options),
+      [shared](tcp::socket socket, net::io_context& /*ioc*/, size_t /*io_index*/) {
+        std::make_shared<Session>(std::move(socket), shared)->Start();
+      },
+      [shared] { return shared->connections.load(std::memory_order_relaxed); },
+      [] { AdminMetrics::Get().overloaded.Inc(); });
+  if (!server.ok()) return server.status();
+  absl::Status running = (*server)->Run();
+  if (!running.ok()) return running;
+  const tcp::endpoint bound = (*server)->endpoint();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::make_unique<Impl>(std::move(*server)),
+                                                    bound.port(), FormatEndpoint(bound)));
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl, int port, std::string address)

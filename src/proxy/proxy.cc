@@ -45,6 +45,8 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "metrics/registry.h"
+#include "net/tcp_server.h"
+#include "net/url.h"
 #include "proxy/http_filter.h"
 
 namespace kshield::proxy {
@@ -135,74 +137,26 @@ struct ServerTarget {
   std::optional<net::ip::address> address;  // set when host is an IP literal
 };
 
+// The rules are net::ParseHttpsUrl's (net/url.h), with the scheme in any case (a kubeconfig's
+// server is taken as written) and no query.
 absl::StatusOr<ServerTarget> ParseServerUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "https://";
-  for (unsigned char c : url) {
-    if (c <= 0x20 || c >= 0x7f)
-      return absl::InvalidArgumentError("upstream server URL has a space or a non-ASCII byte");
-  }
-  if (url.size() <= kScheme.size() ||
-      !absl::EqualsIgnoreCase(AV(url.substr(0, kScheme.size())), AV(kScheme))) {
-    return absl::InvalidArgumentError("upstream server must be an https:// URL");
-  }
-  std::string_view rest = url.substr(kScheme.size());
-  size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-  if (authority.empty() || authority.find_first_of("@?#") != std::string_view::npos ||
-      path.find_first_of("?#") != std::string_view::npos) {
-    return absl::InvalidArgumentError(
-        "upstream server URL must be https://host[:port][/path] (no user info, query or fragment)");
+  absl::StatusOr<kshield::net::ParsedHttpsUrl> u =
+      kshield::net::ParseHttpsUrl(url, {.allow_query = false, .any_case_scheme = true});
+  if (!u.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("upstream server URL: ", u.status().message()));
   }
   ServerTarget t;
-  std::string_view host;
-  std::string_view port;
-  bool bracketed = false;
-  if (authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      return absl::InvalidArgumentError("upstream server URL has an unterminated [IPv6] host");
-    }
-    bracketed = true;
-    host = authority.substr(1, close - 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return absl::InvalidArgumentError("upstream server URL: bad port");
-      port = after.substr(1);
-      if (port.empty()) return absl::InvalidArgumentError("upstream server URL: bad port");
-    }
-  } else {
-    size_t colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-      if (port.empty()) return absl::InvalidArgumentError("upstream server URL: bad port");
-    }
-  }
-  if (host.empty()) return absl::InvalidArgumentError("upstream server URL has no host");
-  if (!port.empty()) {
-    int n = 0;
-    bool digits = port.find_first_not_of("0123456789") == std::string_view::npos;
-    if (!digits || port.size() > 5 || !absl::SimpleAtoi(AV(port), &n) || n < 1 || n > 65535) {
-      return absl::InvalidArgumentError("upstream server URL: bad port");
-    }
-    t.port = std::to_string(n);
-    t.port_number = static_cast<uint16_t>(n);
-  }
-  boost::system::error_code ec;
-  net::ip::address addr = net::ip::make_address(std::string(host), ec);
-  if (!ec) {
+  t.host = std::move(u->host);
+  t.port = std::to_string(u->port);
+  t.port_number = u->port;
+  t.authority = std::move(u->authority);
+  t.prefix = u->PathPrefix();
+  if (u->ip_literal) {
+    boost::system::error_code ec;
+    net::ip::address addr = net::ip::make_address(t.host, ec);
+    if (ec) return absl::InvalidArgumentError("upstream server URL: bad IP address");
     t.address = addr;
-  } else if (bracketed) {
-    return absl::InvalidArgumentError("upstream server URL: [host] is not an IPv6 address");
   }
-  if (bracketed && t.address && !t.address->is_v6()) {
-    return absl::InvalidArgumentError("upstream server URL: [host] is not an IPv6 address");
-  }
-  t.host = std::string(host);
-  t.authority = std::string(authority);
-  t.prefix = std::string(path);
-  while (!t.prefix.empty() && t.prefix.back() == '/') t.prefix.pop_back();
   return t;
 }
 
@@ -1007,70 +961,48 @@ class Session : public std::enable_shared_from_this<Session> {
 
 // --- Proxy ---------------------------------------------------------------------------------------
 
-// One io_context per I/O thread: a session and its upstream connections live on one thread for
-// their whole life, so no strand, no cross-thread hand-off and no wake-up of another thread is
-// on the request path. The acceptor (on context 0) deals connections out round-robin.
+// One io_context per I/O thread (TcpServer): a session and its upstream connections live on one
+// thread for their whole life, so no strand, no cross-thread hand-off and no wake-up of another
+// thread is on the request path. The listener (on context 0) deals connections out round-robin;
+// context i's sessions use idle pool i of each cluster.
 class Proxy::Impl {
  public:
   explicit Impl(std::shared_ptr<Shared> shared, int threads)
-      : shared_(std::move(shared)), io_count_(static_cast<size_t>(threads)) {
-    for (int i = 0; i < threads; ++i) {
-      iocs_.push_back(std::make_unique<net::io_context>(1));
-      guards_.emplace_back(iocs_.back()->get_executor());
-    }
-    acceptor_.emplace(*iocs_[0]);
-    backoff_.emplace(*iocs_[0]);
-  }
+      : shared_(std::move(shared)), io_count_(static_cast<size_t>(threads)) {}
   ~Impl() { Stop(); }
 
   absl::Status Listen(const net::ip::address& address, uint16_t port) {
-    boost::system::error_code ec;
-    tcp::endpoint ep(address, port);
-    const std::string where = absl::StrCat(address.to_string(), ":", port);
-    acceptor_->open(ep.protocol(), ec);
-    if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_->bind(ep, ec);
-    if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat("kshield-kubectl proxy: cannot listen on ", where, ": ", ec.message()));
-    }
-    port_ = acceptor_->local_endpoint().port();
+    kshield::net::TcpServerOptions options;
+    options.threads = static_cast<int>(io_count_);
+    options.max_connections = shared_->max_connections;
+    options.accept_backoff = kAcceptBackoff;
+    options.log_prefix = "proxy";
+    options.error_prefix = "kshield-kubectl proxy: ";
+    KSH_ASSIGN_OR_RETURN(
+        server_, kshield::net::TcpServer::Listen(
+                     tcp::endpoint(address, port), std::move(options),
+                     [shared = shared_](tcp::socket socket, net::io_context& ioc, size_t index) {
+                       Session::Launch(
+                           std::make_shared<Session>(shared, ioc, index, std::move(socket)));
+                     },
+                     [shared = shared_] {
+                       return shared->connections.load(std::memory_order_relaxed);
+                     },
+                     [] { ProxyMetrics::Get().overloaded.Inc(); }));
     return absl::OkStatus();
   }
 
-  void Run() {
-    DoAccept();
-    for (auto& ioc : iocs_) {
-      threads_.emplace_back([ioc = ioc.get()] {
-        for (;;) {
-          try {
-            ioc->run();
-            return;  // stopped
-          } catch (const std::exception& e) {
-            log::Error("proxy.io_thread_exception", {{"what", e.what()}});
-          } catch (...) {
-            log::Error("proxy.io_thread_exception", {});
-          }
-        }
-      });
-    }
-  }
+  absl::Status Run() { return server_->Run(); }
 
   void Stop() {
     std::lock_guard<std::mutex> l(stop_mu_);
-    if (iocs_.empty()) return;
-    guards_.clear();
-    for (auto& ioc : iocs_) ioc->stop();
-    for (std::thread& t : threads_) t.join();
-    threads_.clear();
-    acceptor_.reset();
-    backoff_.reset();
-    {
+    if (server_ == nullptr) return;
+    // The idle pools hold upstream sockets of the contexts: drop them after the threads are
+    // joined and before the contexts (and with them every pending session) are destroyed.
+    server_->Stop([this] {
       absl::MutexLock w(&write_mu_);
       shared_->clusters.store(std::make_shared<const ClusterMap>());
-    }
-    iocs_.clear();  // destroys every session (and its sockets) still pending
+    });
   }
 
   void SetUpstream(const std::string& cluster, std::shared_ptr<const Upstream> upstream) {
@@ -1095,49 +1027,14 @@ class Proxy::Impl {
     shared_->clusters.store(std::move(next));
   }
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_->port(); }
 
  private:
   size_t pool_count() const { return io_count_; }
 
-  void DoAccept() {
-    const size_t index = next_io_;
-    next_io_ = (next_io_ + 1) % iocs_.size();
-    net::io_context& ioc = *iocs_[index];
-    acceptor_->async_accept(
-        ioc, [this, &ioc, index](boost::system::error_code ec, tcp::socket socket) {
-          if (ec == net::error::operation_aborted) return;
-          if (ec) {
-            // EMFILE and friends: back off instead of spinning.
-            log::Warn("proxy.accept_failed", {{"reason", ec.message()}});
-            backoff_->expires_after(kAcceptBackoff);
-            backoff_->async_wait([this](boost::system::error_code wec) {
-              if (!wec) DoAccept();
-            });
-            return;
-          }
-          if (shared_->connections.load(std::memory_order_relaxed) >= shared_->max_connections) {
-            ProxyMetrics::Get().overloaded.Inc();
-            boost::system::error_code cec;
-            socket.close(cec);
-          } else {
-            Session::Launch(std::make_shared<Session>(shared_, ioc, index, std::move(socket)));
-          }
-          DoAccept();
-        });
-  }
-
-  using WorkGuard = net::executor_work_guard<net::io_context::executor_type>;
-
   std::shared_ptr<Shared> shared_;
   const size_t io_count_;
-  std::vector<std::unique_ptr<net::io_context>> iocs_;
-  std::vector<WorkGuard> guards_;
-  std::optional<tcp::acceptor> acceptor_;
-  std::optional<net::steady_timer> backoff_;
-  size_t next_io_ = 0;  // used on context 0's thread only (and before Run)
-  std::vector<std::thread> threads_;
-  uint16_t port_ = 0;
+  std::unique_ptr<kshield::net::TcpServer> server_;  // set by Listen
   std::mutex stop_mu_;
   absl::Mutex write_mu_;
 };
@@ -1182,7 +1079,7 @@ absl::StatusOr<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
 
   auto impl = std::make_unique<Impl>(shared, options.threads);
   KSH_RETURN_IF_ERROR(impl->Listen(address, options.port));
-  impl->Run();
+  KSH_RETURN_IF_ERROR(impl->Run());
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
 }
 

@@ -9,21 +9,14 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/dispatch.hpp"
-#include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/ssl.hpp"
-#include "boost/asio/steady_timer.hpp"
-#include "boost/asio/strand.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
@@ -31,6 +24,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/status.h"
+#include "net/tcp_server.h"
 
 namespace kshield::relay {
 namespace {
@@ -349,101 +343,19 @@ absl::StatusOr<tcp::endpoint> ParseListen(const std::string& addr) {
 
 }  // namespace
 
+// The listener, the I/O threads and their contexts live in TcpServer: one io_context per thread,
+// connections dealt round-robin. A session's handlers all run on its context's single thread, so
+// a session needs no strand.
 class RelayServer::Impl {
  public:
-  explicit Impl(std::shared_ptr<Shared> shared, int threads)
-      : shared_(std::move(shared)),
-        threads_count_(threads),
-        ioc_(std::make_unique<net::io_context>(threads)),
-        work_(net::make_work_guard(*ioc_)),
-        acceptor_(std::in_place, *ioc_),
-        backoff_(std::in_place, *ioc_) {}
+  explicit Impl(std::unique_ptr<kshield::net::TcpServer> server) : server_(std::move(server)) {}
   ~Impl() { Stop(); }
 
-  absl::Status Listen(const std::string& addr) {
-    KSH_ASSIGN_OR_RETURN(tcp::endpoint endpoint, ParseListen(addr));
-    boost::system::error_code ec;
-    const auto fail = [&](std::string_view step) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", addr, ": ", AV(step), ": ",
-                                                 absl::AsciiStrToLower(ec.message())));
-    };
-    acceptor_->open(endpoint.protocol(), ec);
-    if (ec) return fail("socket");
-    acceptor_->set_option(net::socket_base::reuse_address(true), ec);
-    if (ec) return fail("setsockopt");
-    acceptor_->bind(endpoint, ec);
-    if (ec) return fail("bind");
-    acceptor_->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return fail("listen");
-    port_ = acceptor_->local_endpoint(ec).port();
-    return absl::OkStatus();
-  }
-
-  void Run() {
-    Accept();
-    for (int i = 0; i < threads_count_; ++i) threads_.emplace_back([this] { RunLoop(); });
-  }
-
-  void Stop() {
-    std::lock_guard<std::mutex> lock(stop_mu_);
-    if (ioc_ == nullptr) return;
-    ioc_->stop();
-    for (std::thread& t : threads_) t.join();
-    threads_.clear();
-    acceptor_.reset();
-    backoff_.reset();
-    work_.reset();
-    ioc_.reset();  // destroys pending handlers, and with them every session
-  }
-
-  uint16_t port() const { return port_; }
+  void Stop() { server_->Stop(); }
+  uint16_t port() const { return server_->port(); }
 
  private:
-  void RunLoop() {
-    for (;;) {
-      try {
-        ioc_->run();
-        return;
-      } catch (const std::exception& e) {
-        log::Error("relay.io_exception", {{"what", e.what()}});
-      }
-    }
-  }
-
-  void Accept() {
-    acceptor_->async_accept(net::make_strand(*ioc_),
-                            beast::bind_front_handler(&Impl::OnAccept, this));
-  }
-
-  void OnAccept(beast::error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted) return;
-    if (ec) {
-      backoff_->expires_after(std::chrono::milliseconds(50));
-      backoff_->async_wait([this](beast::error_code wait_ec) {
-        if (!wait_ec) Accept();
-      });
-      return;
-    }
-    if (shared_->connections.load(std::memory_order_relaxed) >= shared_->max_connections) {
-      log::Warn("relay.overloaded",
-                {{"max_connections", static_cast<uint64_t>(shared_->max_connections)}});
-      beast::error_code ignored;
-      socket.close(ignored);
-    } else {
-      std::make_shared<Session>(std::move(socket), shared_)->Start();
-    }
-    Accept();
-  }
-
-  const std::shared_ptr<Shared> shared_;
-  const int threads_count_;
-  std::mutex stop_mu_;
-  std::unique_ptr<net::io_context> ioc_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
-  std::optional<tcp::acceptor> acceptor_;
-  std::optional<net::steady_timer> backoff_;
-  std::vector<std::thread> threads_;
-  uint16_t port_ = 0;
+  const std::unique_ptr<kshield::net::TcpServer> server_;
 };
 
 RelayServer::RelayServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -466,10 +378,25 @@ absl::StatusOr<std::unique_ptr<RelayServer>> RelayServer::Start(
   shared->timeout = std::chrono::milliseconds(absl::ToInt64Milliseconds(config.request_timeout));
   shared->header_limit = kBaseHeaderLimit + (config.oidc.enabled ? config.oidc.max_token_bytes : 0);
   shared->max_connections = config.max_connections;
-  auto impl = std::make_unique<Impl>(shared, config.threads);
-  KSH_RETURN_IF_ERROR(impl->Listen(config.listen));
-  impl->Run();
-  return std::unique_ptr<RelayServer>(new RelayServer(std::move(impl)));
+  KSH_ASSIGN_OR_RETURN(tcp::endpoint endpoint, ParseListen(config.listen));
+  kshield::net::TcpServerOptions options;
+  options.threads = config.threads;
+  options.max_connections = config.max_connections;
+  options.accept_backoff = std::chrono::milliseconds(50);
+  options.log_prefix = "relay";
+  KSH_ASSIGN_OR_RETURN(
+      std::unique_ptr<kshield::net::TcpServer> server,
+      kshield::net::TcpServer::Listen(
+          endpoint, std::move(options),
+          [shared](tcp::socket socket, net::io_context& /*ioc*/, size_t /*io_index*/) {
+            std::make_shared<Session>(std::move(socket), shared)->Start();
+          },
+          [shared] { return shared->connections.load(std::memory_order_relaxed); },
+          [max = shared->max_connections] {
+            log::Warn("relay.overloaded", {{"max_connections", static_cast<uint64_t>(max)}});
+          }));
+  KSH_RETURN_IF_ERROR(server->Run());
+  return std::unique_ptr<RelayServer>(new RelayServer(std::make_unique<Impl>(std::move(server))));
 }
 
 }  // namespace kshield::relay
