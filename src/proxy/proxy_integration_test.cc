@@ -830,19 +830,7 @@ class SpdyProxyTest : public ProxyTest {
   }
   // The recorded upstream request answered with `audit_id`, once its echo stream has ended.
   std::optional<RecordedRequest> EndedStream(const std::string& audit_id) {
-    std::optional<RecordedRequest> found;
-    testing::WaitFor(
-        [&] {
-          for (const RecordedRequest& r : api_->requests()) {
-            if (r.audit_id == audit_id && r.stream_closed) {
-              found = r;
-              return true;
-            }
-          }
-          return false;
-        },
-        10s);
-    return found;
+    return api_->WaitForEndedStream(audit_id, 10s);
   }
   // The audit line of the request answered with `audit_id` (waits for it).
   std::optional<json> AuditFor(const std::string& audit_id) {

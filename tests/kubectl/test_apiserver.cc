@@ -150,10 +150,11 @@ json StatusJson(int code, std::string_view reason, std::string_view message) {
               {"code", code}};
 }
 
-// Every entry of every Sec-WebSocket-Protocol header, trimmed.
-std::vector<std::string> WebSocketProtocols(const Request& req) {
+// Every non-empty entry of every `name` header (comma-separated lists), trimmed.
+template <typename Name>
+std::vector<std::string> ListHeaderValues(const Request& req, Name name) {
   std::vector<std::string> out;
-  auto range = req.equal_range(http::field::sec_websocket_protocol);
+  auto range = req.equal_range(name);
   for (auto it = range.first; it != range.second; ++it) {
     const std::string value = Str(it->value());
     for (absl::string_view p : absl::StrSplit(AV(value), ',')) {
@@ -162,6 +163,10 @@ std::vector<std::string> WebSocketProtocols(const Request& req) {
     }
   }
   return out;
+}
+
+std::vector<std::string> WebSocketProtocols(const Request& req) {
+  return ListHeaderValues(req, http::field::sec_websocket_protocol);
 }
 
 bool WantsTable(const Request& req) {
@@ -931,16 +936,7 @@ class TestApiserver::Impl {
 
   // Every X-Stream-Protocol-Version offer, in order (kube's commaSeparatedHeaderValues).
   static std::vector<std::string> StreamProtocolOffers(const Request& req) {
-    std::vector<std::string> out;
-    auto range = req.equal_range("X-Stream-Protocol-Version");
-    for (auto it = range.first; it != range.second; ++it) {
-      const std::string value = Str(it->value());
-      for (absl::string_view p : absl::StrSplit(AV(value), ',')) {
-        p = absl::StripAsciiWhitespace(p);
-        if (!p.empty()) out.emplace_back(p);
-      }
-    }
-    return out;
+    return ListHeaderValues(req, "X-Stream-Protocol-Version");
   }
 
   // Mirrors k8s.io/apimachinery/pkg/util/httpstream.Handshake, then echoes raw bytes (see the
@@ -1062,6 +1058,17 @@ std::string TestApiserver::url() const { return absl::StrCat("https://127.0.0.1:
 std::vector<RecordedRequest> TestApiserver::requests() const { return impl_->requests(); }
 size_t TestApiserver::request_count() const { return impl_->request_count(); }
 size_t TestApiserver::open_streams() const { return impl_->open_streams(); }
+std::optional<RecordedRequest> TestApiserver::WaitForEndedStream(
+    const std::string& audit_id, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    for (RecordedRequest& r : requests()) {
+      if (r.audit_id == audit_id && r.stream_closed) return std::move(r);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
 void TestApiserver::ClearRequests() { impl_->ClearRequests(); }
 void TestApiserver::Stop() { impl_->Stop(); }
 

@@ -65,6 +65,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -113,6 +114,10 @@ class TestApiserver {
   std::vector<RecordedRequest> requests() const;  // every request, for header assertions
   size_t request_count() const;                   // total so far (including dropped records)
   size_t open_streams() const;  // SPDY/3.1 echo streams open now (answered 101, not yet ended)
+  // The recorded request answered with Audit-Id `audit_id`, once its echo stream has ended;
+  // nullopt when that does not happen within `timeout`.
+  std::optional<RecordedRequest> WaitForEndedStream(const std::string& audit_id,
+                                                    std::chrono::milliseconds timeout) const;
   void ClearRequests();
   void Stop();  // idempotent
 

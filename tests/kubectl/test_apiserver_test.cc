@@ -264,19 +264,7 @@ class TestApiserverSpdyTest : public TestApiserverTest {
     return h;
   }
   std::optional<RecordedRequest> Ended(const std::string& audit_id) {
-    std::optional<RecordedRequest> found;
-    WaitFor(
-        [&] {
-          for (const RecordedRequest& r : api_->requests()) {
-            if (r.audit_id == audit_id && r.stream_closed) {
-              found = r;
-              return true;
-            }
-          }
-          return false;
-        },
-        std::chrono::seconds(10));
-    return found;
+    return api_->WaitForEndedStream(audit_id, std::chrono::seconds(10));
   }
 };
 
