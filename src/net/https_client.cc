@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "crypto/tls_peer.h"
 #include "net/http_response.h"
 #include "net/url.h"
 
@@ -220,12 +221,8 @@ absl::StatusOr<HttpsResponse> HttpsCall(const HttpsRequest& request, std::string
   std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
   if (!ssl) return absl::InternalError("SSL_new: " + OpenSslError());
   SSL_set_fd(ssl.get(), fd.fd);
-  if (u.ip_literal) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), u.host.c_str());
-  } else {
-    SSL_set_tlsext_host_name(ssl.get(), u.host.c_str());
-    SSL_set1_host(ssl.get(), u.host.c_str());
-  }
+  // The return is checked: a name OpenSSL refused would otherwise leave the handshake unchecked.
+  KSH_RETURN_IF_ERROR(crypto::ExpectPeerName(ssl.get(), u.host));
   SetSocketTimeouts(fd.fd, deadline);
   if (SSL_connect(ssl.get()) != 1) {
     const long verify = SSL_get_verify_result(ssl.get());

@@ -44,6 +44,7 @@
 #include "boost/beast/ssl/ssl_stream.hpp"
 #include "common/log.h"
 #include "common/status.h"
+#include "crypto/tls_peer.h"
 #include "metrics/registry.h"
 #include "net/tcp_server.h"
 #include "net/url.h"
@@ -631,16 +632,9 @@ class Session : public std::enable_shared_from_this<Session> {
           absl::StrCat("cannot connect to ", where, ": ", ec.message()));
     SetSocketOptions(upstream_->socket());
     SSL* ssl_handle = upstream_->stream.native_handle();
-    if (cs.verify_is_ip) {
-      if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_handle), cs.verify_name.c_str()) != 1) {
-        co_return absl::InvalidArgumentError("bad upstream TLS server address");
-      }
-    } else {
-      SSL_set_tlsext_host_name(ssl_handle, cs.verify_name.c_str());
-      SSL_set_hostflags(ssl_handle, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      if (SSL_set1_host(ssl_handle, cs.verify_name.c_str()) != 1) {
-        co_return absl::InvalidArgumentError("bad upstream TLS server name");
-      }
+    if (!crypto::ExpectPeerName(ssl_handle, cs.verify_name).ok()) {
+      co_return absl::InvalidArgumentError(cs.verify_is_ip ? "bad upstream TLS server address"
+                                                           : "bad upstream TLS server name");
     }
     co_await upstream_->stream.async_handshake(ssl::stream_base::client, Redirect(ec));
     if (timed_out_)

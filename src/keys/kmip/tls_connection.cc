@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "crypto/tls_peer.h"
 
 namespace kshield::keys::kmip {
 namespace {
@@ -56,12 +57,6 @@ absl::Status LoadFailure(std::string_view key, const std::string& path) {
 
 // Encrypted private keys are refused instead of prompting on a terminal.
 int NoPassword(char*, int, int, void*) { return 0; }
-
-bool IsIpLiteral(const std::string& s) {
-  in6_addr a6;
-  in_addr a4;
-  return inet_pton(AF_INET, s.c_str(), &a4) == 1 || inet_pton(AF_INET6, s.c_str(), &a6) == 1;
-}
 
 // Alerts by which a server says it did not accept our certificate.
 bool IsClientCertRejection(unsigned long e) {
@@ -195,17 +190,8 @@ absl::Status TlsConnection::Handshake(SSL_CTX* ctx, const std::string& server_na
   network_.reset(outer);
   SSL_set_bio(ssl_.get(), inner, inner);  // ssl_ owns `inner` now
 
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl_.get());
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  if (IsIpLiteral(server_name)) {
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str()) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("bad server_name ", server_name));
-    }
-  } else {
-    if (SSL_set1_host(ssl_.get(), server_name.c_str()) != 1 ||
-        SSL_set_tlsext_host_name(ssl_.get(), server_name.c_str()) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("bad server_name ", server_name));
-    }
+  if (!crypto::ExpectPeerName(ssl_.get(), server_name).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad server_name ", server_name));
   }
   SSL_set_connect_state(ssl_.get());
   auto r = Drive([this] { return SSL_do_handshake(ssl_.get()); }, "TLS handshake", deadline);
